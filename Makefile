@@ -1,0 +1,27 @@
+# The two commands of the README:
+#   make demo   set everything up, build a sample product with superbuild
+#   make test   set everything up, run lint (ruff), types (mypy) and the tests (pytest)
+.PHONY: demo test lint setup bench clean
+
+VENV := .venv
+BIN := $(VENV)/bin
+
+setup:
+	@scripts/bootstrap.sh --rpm
+
+demo: setup
+	$(BIN)/python -m superbuild.testing.demo
+
+lint: setup
+	$(BIN)/ruff check superbuild tests bench
+	$(BIN)/ruff format --check superbuild tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/bench_changed.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,327 @@
+"""Change detection: which submodules and manifests changed between two commits.
+
+The cost on a warm run is one ``cat-file --batch-check`` (resolves head, base and the
+manifests' object ids), one ``ls-tree`` (the gitlinks of head, to validate manifest
+paths), one ``diff-tree -r -z`` and a cache read; ``.gitmodules`` is read only when a
+range both adds and deletes gitlinks (to recognise moves).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from superbuild import git as g
+from superbuild.errors import GitError, UsageError
+from superbuild.manifest import (
+    MANIFESTS_DIR,
+    SETTINGS_FILE,
+    Product,
+    check_paths,
+    load_product,
+)
+
+Status = Literal["added", "deleted", "modified", "moved", "typechange"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    path: str
+    status: Status
+    old_commit: str | None
+    new_commit: str | None
+    package: str | None = None
+    old_path: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "old_path": self.old_path,
+            "package": self.package,
+            "status": self.status,
+            "old_commit": self.old_commit,
+            "new_commit": self.new_commit,
+        }
+
+
+@dataclass
+class ChangeSet:
+    """What changed between ``base`` and ``head``, and what that affects."""
+
+    base: str | None
+    head: str
+    changes: list[Change]
+    manifest_changes: list[str]
+    affected: list[str]
+    waves: list[list[str]]
+    unmanaged: list[str]
+    product: Product
+    base_product: Product
+    reasons: dict[str, str] = field(default_factory=dict)  # directly changed package -> why
+    links: dict[str, str] = field(default_factory=dict)  # head's gitlinks: path -> commit
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "head": self.head,
+            "changes": [c.to_json() for c in self.changes],
+            "manifest_changes": self.manifest_changes,
+            "affected": self.affected,
+            "waves": self.waves,
+            "unmanaged": self.unmanaged,
+        }
+
+    def why(self, name: str) -> str:
+        """The chain from a changed submodule or manifest to ``name``."""
+        self.product.get(name)  # unknown package -> error
+        if name not in self.affected:
+            return f"{name} is not affected between {_short(self.base)} and {_short(self.head)}"
+        chain = self.product.graph.chain_to(name, self.reasons, within=self.affected)
+        assert chain is not None
+        return " <- ".join(chain) + f" ({self.reasons[chain[-1]]})"
+
+
+def _short(oid: str | None) -> str:
+    return oid[:7] if oid else "(root)"
+
+
+@dataclass(frozen=True)
+class Range:
+    base: str | None
+    head: str
+    head_ids: tuple[str | None, str | None]  # manifests tree, settings blob
+    base_ids: tuple[str | None, str | None] | None  # None: unknown yet (explicit base)
+
+
+def _ids(found: list[tuple[str, str] | None], i: int) -> tuple[str | None, str | None]:
+    tree, settings = found[i], found[i + 1]
+    return (
+        tree[0] if tree and tree[1] == "tree" else None,
+        settings[0] if settings and settings[1] == "blob" else None,
+    )
+
+
+def resolve_range(repo: Path, base: str | None, head: str = "HEAD") -> Range:
+    """Resolve ``--base``/``--head``: base is merge-base(base, head), else head's first parent."""
+    for option, rev in (("--head", head), ("--base", base)):
+        if rev is not None and (not rev or rev.startswith("-")):
+            raise UsageError(f"invalid {option} revision {rev!r}")
+    specs = [
+        f"{head}^{{commit}}",
+        f"{head}^{{commit}}:{MANIFESTS_DIR}",
+        f"{head}^{{commit}}:{SETTINGS_FILE}",
+        f"{head}^{{commit}}^1^{{commit}}",
+        f"{head}^{{commit}}^1:{MANIFESTS_DIR}",
+        f"{head}^{{commit}}^1:{SETTINGS_FILE}",
+    ]
+    if base is not None:
+        specs.append(f"{base}^{{commit}}")
+    found = g.resolve(repo, specs)
+    if found[0] is None:
+        raise GitError(
+            f"unknown --head revision {head!r}: no such commit in {repo} "
+            "(check the name, or fetch it: git fetch origin)"
+        )
+    head_oid = found[0][0]
+    if base is None:
+        parent = found[3][0] if found[3] else None
+        return Range(parent, head_oid, _ids(found, 1), _ids(found, 4) if parent else (None, None))
+    if found[6] is None:
+        raise GitError(
+            f"unknown --base revision {base!r}: no such commit in {repo} "
+            "(check the name, or fetch it: git fetch origin)"
+        )
+    base_oid = g.merge_base(repo, found[6][0], head_oid)
+    return Range(base_oid, head_oid, _ids(found, 1), None)
+
+
+def cache_dir(repo: Path) -> Path:
+    return g.git_dir(repo) / "superbuild"
+
+
+def load_head(repo: Path, rng: Range) -> tuple[Product, dict[str, str]]:
+    """The product at head, validated (manifest paths must be gitlinks), and its gitlinks."""
+    product = load_product(repo, rng.head, cache_dir=cache_dir(repo), tree_ids=rng.head_ids)
+    links = g.gitlinks(repo, rng.head)
+    check_paths(product, links)
+    return product, links
+
+
+def detect(repo: Path, rng: Range) -> ChangeSet:
+    """Compare the trees of ``rng.base`` and ``rng.head``."""
+    # The gitlink listing (for validation) and the diff run side by side: two git
+    # processes on two cores instead of one after the other.
+    links: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def list_links() -> None:
+        try:
+            links.update(g.gitlinks(repo, rng.head))
+        except BaseException as exc:  # re-raised below, in this thread
+            errors.append(exc)
+
+    lister = threading.Thread(target=list_links)
+    lister.start()
+    try:
+        raw = g.diff_trees(repo, rng.base, rng.head)
+    finally:
+        lister.join()
+    if errors:
+        raise errors[0]
+    product = load_product(repo, rng.head, cache_dir=cache_dir(repo), tree_ids=rng.head_ids)
+    check_paths(product, links)
+    base_product = _load_base(repo, rng, product)
+    result = _changeset(repo, rng, raw, product, base_product)
+    result.links = links
+    return result
+
+
+def _load_base(repo: Path, rng: Range, head_product: Product) -> Product:
+    if rng.base is None:
+        return Product(None, {})
+    ids = rng.base_ids
+    if ids is None:
+        found = g.resolve(repo, [f"{rng.base}:{MANIFESTS_DIR}", f"{rng.base}:{SETTINGS_FILE}"])
+        ids = _ids(found, 0)
+    if ids == rng.head_ids:
+        return Product(rng.base, head_product.packages, head_product.settings)
+    return load_product(repo, rng.base, strict=False, cache_dir=cache_dir(repo), tree_ids=ids)
+
+
+def gitlink_changes(
+    raw: list[g.RawChange],
+    names: tuple[Mapping[str, str], Mapping[str, str]] | None = None,
+) -> list[Change]:
+    """Turn ``diff-tree`` records into submodule changes (without package names).
+
+    ``names`` maps path -> submodule name in base's and head's ``.gitmodules``; a gitlink
+    deleted at one path and added at another under the same name is a move.
+    """
+    added: dict[str, g.RawChange] = {}
+    deleted: dict[str, g.RawChange] = {}
+    changes: list[Change] = []
+    blob_added_dirs: set[str] = set()
+    blob_deleted_dirs: set[str] = set()
+    for rc in raw:
+        old_link = rc.old_mode == g.GITLINK
+        new_link = rc.new_mode == g.GITLINK
+        if not (old_link or new_link):
+            # Files appearing where a gitlink was (or the reverse): remember their parents.
+            parts = rc.path.split("/")
+            dirs = {"/".join(parts[:i]) for i in range(1, len(parts))}
+            if rc.status == "A":
+                blob_added_dirs |= dirs
+            elif rc.status == "D":
+                blob_deleted_dirs |= dirs
+            continue
+        if rc.status == "A":
+            added[rc.path] = rc
+        elif rc.status == "D":
+            deleted[rc.path] = rc
+        elif rc.status == "M":
+            changes.append(Change(rc.path, "modified", rc.old_oid, rc.new_oid))
+        elif rc.status == "T":
+            changes.append(
+                Change(
+                    rc.path,
+                    "typechange",
+                    rc.old_oid if old_link else None,
+                    rc.new_oid if new_link else None,
+                )
+            )
+    if names is not None and added and deleted:
+        old_names, new_names = names
+        by_name = {old_names[p]: p for p in deleted if p in old_names}
+        for path in list(added):
+            name = new_names.get(path)
+            old_path = by_name.get(name) if name is not None else None
+            if old_path is not None and old_path in deleted:
+                old, new = deleted.pop(old_path), added.pop(path)
+                changes.append(Change(path, "moved", old.old_oid, new.new_oid, old_path=old_path))
+    for path, rc in deleted.items():
+        # A gitlink replaced by a directory of files is a type change.
+        status: Status = "typechange" if path in blob_added_dirs else "deleted"
+        changes.append(Change(path, status, rc.old_oid, None))
+    for path, rc in added.items():
+        status = "typechange" if path in blob_deleted_dirs else "added"
+        changes.append(Change(path, status, None, rc.new_oid))
+    changes.sort(key=lambda c: c.path)
+    return changes
+
+
+def _changeset(
+    repo: Path, rng: Range, raw: list[g.RawChange], product: Product, base_product: Product
+) -> ChangeSet:
+    names = None
+    adds = any(r.status == "A" and r.new_mode == g.GITLINK for r in raw)
+    dels = any(r.status == "D" and r.old_mode == g.GITLINK for r in raw)
+    if adds and dels and rng.base is not None:
+        names = (g.submodule_names(repo, rng.base), g.submodule_names(repo, rng.head))
+    changes = []
+    reasons: dict[str, str] = {}
+    unmanaged = []
+    for change in gitlink_changes(raw, names):
+        pkg = None
+        if change.new_commit is not None:
+            pkg = product.by_path.get(change.path)
+        if pkg is None:
+            pkg = base_product.by_path.get(change.old_path or change.path)
+        if pkg is None:
+            unmanaged.append(change.path)
+            changes.append(change)
+            continue
+        changes.append(
+            Change(
+                change.path,
+                change.status,
+                change.old_commit,
+                change.new_commit,
+                pkg.name,
+                change.old_path,
+            )
+        )
+        if pkg.name in product.packages and change.new_commit is not None:
+            reasons.setdefault(pkg.name, _describe(change))
+    manifest_changes = []
+    for name, pkg in product.packages.items():
+        old = base_product.packages.get(name)
+        if old is None:
+            why = "manifest added"
+        elif old.blob != pkg.blob:
+            why = "manifest changed"
+        elif old.digest != pkg.digest:
+            why = f"{SETTINGS_FILE} changed"
+        else:
+            continue
+        manifest_changes.append(name)
+        reasons.setdefault(name, why)
+    graph = product.graph
+    affected_set = graph.with_dependents(reasons)
+    waves = graph.waves(affected_set)
+    return ChangeSet(
+        base=rng.base,
+        head=rng.head,
+        changes=changes,
+        manifest_changes=manifest_changes,
+        affected=[n for w in waves for n in w],
+        waves=waves,
+        unmanaged=sorted(unmanaged),
+        product=product,
+        base_product=base_product,
+        reasons=reasons,
+    )
+
+
+def _describe(change: Change) -> str:
+    old = _short(change.old_commit) if change.old_commit else None
+    new = _short(change.new_commit)
+    if change.status == "modified":
+        return f"gitlink {old} -> {new}"
+    if change.status == "moved":
+        return f"moved from {change.old_path}" + (f", gitlink {old} -> {new}" if old != new else "")
+    if change.status == "typechange":
+        return f"became a submodule at {new}"
+    return f"submodule added at {new}"

@@ -1,0 +1,187 @@
+"""The ``superbuild`` command line: parse arguments, call the library, map errors to exit codes.
+
+Exit codes: 0 ok, 1 a check or build failed, 2 bad input or usage (or a missing tool),
+3 an unexpected error (a bug), 130 interrupted.  Verbs import their modules lazily so
+that ``superbuild changed --format json`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+
+from superbuild import __version__
+from superbuild.errors import EXIT_BUG, EXIT_INTERRUPTED, SuperbuildError
+
+PROG = "superbuild"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_repo(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-C",
+        dest="repo",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="run as if started in DIR (the superproject); default: the current directory",
+    )
+
+
+def _add_range(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--base",
+        metavar="REV",
+        help="compare against the merge-base of REV and --head (default: head's first parent)",
+    )
+    p.add_argument(
+        "--head", metavar="REV", default="HEAD", help="the commit to analyse (default: HEAD)"
+    )
+
+
+def _add_selection(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("package selection (as in colcon)")
+    group.add_argument(
+        "--all", action="store_true", help="every package, not only the affected ones"
+    )
+    group.add_argument(
+        "--packages-select", nargs="+", default=[], metavar="P", help="only these packages"
+    )
+    group.add_argument(
+        "--packages-up-to",
+        nargs="+",
+        default=[],
+        metavar="P",
+        help="these packages and everything they require, transitively",
+    )
+    group.add_argument(
+        "--packages-above",
+        nargs="+",
+        default=[],
+        metavar="P",
+        help="these packages and everything that requires them, transitively",
+    )
+    group.add_argument(
+        "--packages-skip",
+        nargs="+",
+        default=[],
+        metavar="P",
+        help="leave these packages out (their dependents still build)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Build a product made of many git submodules: what changed, in what order, built in parallel.",
+        epilog="Exit codes: 0 ok, 1 a check or build failed, 2 bad input or usage, 3 a bug, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_repo(parser)
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    verbs.required = True
+
+    p = verbs.add_parser("changed", help="which submodules, manifests and packages changed")
+    _add_repo(p)
+    _add_range(p)
+    p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    p.add_argument("--why", metavar="PACKAGE", help="explain why PACKAGE is affected")
+
+    p = verbs.add_parser("graph", help="the dependency graph of --head")
+    _add_repo(p)
+    p.add_argument(
+        "--head", metavar="REV", default="HEAD", help="the commit to read (default: HEAD)"
+    )
+    p.add_argument("--format", choices=["text", "json", "dot", "mermaid"], default="text")
+
+    p = verbs.add_parser("plan", help="what a build would do, wave by wave, without building")
+    _add_repo(p)
+    _add_range(p)
+    _add_selection(p)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    return parser
+
+
+@contextlib.contextmanager
+def error_handler() -> Iterator[list[int]]:
+    """Turn exceptions into one-line messages and exit codes (stored in the yielded list)."""
+    code = [0]
+    try:
+        yield code
+    except SuperbuildError as exc:
+        for line in exc.lines:
+            print(f"{PROG}: error: {line}", file=sys.stderr)
+        code[0] = exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        code[0] = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `superbuild ... | head`: stop quietly, like other Unix tools.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115, PTH123 - replaces a closed stream
+        code[0] = 0
+    except Exception as exc:
+        code[0] = EXIT_BUG
+        _report_bug(exc)
+
+
+def _report_bug(exc: BaseException) -> None:
+    import tempfile
+    import traceback
+
+    text = f"superbuild {__version__}, python {sys.version.split()[0]}\n" + "".join(
+        traceback.format_exception(exc)
+    )
+    if os.environ.get("SUPERBUILD_DEBUG"):
+        print(text, file=sys.stderr)
+        return
+    fd, path = tempfile.mkstemp(prefix="superbuild-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    print(
+        f"{PROG}: unexpected error ({type(exc).__name__}: {exc}); this is a bug: "
+        f"the traceback is in {path}",
+        file=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = _VERBS[args.verb]
+    with error_handler() as code:
+        code[0] = handler(args)
+    return code[0]
+
+
+def _changed(args: argparse.Namespace) -> int:
+    from superbuild.commands.changed import run
+
+    return run(args)
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from superbuild.commands.graph import run
+
+    return run(args)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from superbuild.commands.plan import run
+
+    return run(args)
+
+
+_VERBS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "changed": _changed,
+    "graph": _graph,
+    "plan": _plan,
+}

@@ -1,0 +1,67 @@
+"""Exceptions and exit codes.
+
+Every problem a user can fix is a :class:`SuperbuildError`: the CLI prints its
+message (one line per problem, no traceback) and exits with its ``exit_code``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a check or a build failed
+EXIT_USAGE = 2  # bad input, bad usage, missing tool
+EXIT_BUG = 3  # an unexpected error: a bug in superbuild
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
+
+
+class SuperbuildError(RuntimeError):
+    """A problem the user can fix; ``lines`` holds one line per problem."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, *lines: str) -> None:
+        self.lines: tuple[str, ...] = tuple(lines) or ("unknown error",)
+        super().__init__("\n".join(self.lines))
+
+    @classmethod
+    def many(cls, lines: Iterable[str]) -> SuperbuildError:
+        return cls(*lines)
+
+
+class UsageError(SuperbuildError):
+    """Bad command-line usage (unknown package name, conflicting options...)."""
+
+
+class ManifestError(SuperbuildError):
+    """A manifest or the settings file is invalid."""
+
+
+class CycleError(ManifestError):
+    """The dependency graph has a cycle."""
+
+
+class GitError(SuperbuildError):
+    """A git command failed or a revision does not exist."""
+
+
+class ToolMissingError(SuperbuildError):
+    """A program superbuild needs is not installed."""
+
+
+class BuildFailed(SuperbuildError):
+    """One or more packages failed to build (exit 1)."""
+
+    exit_code = EXIT_FAILED
+
+
+class CheckFailed(SuperbuildError):
+    """A check (hook, ``--exit-code``) failed (exit 1)."""
+
+    exit_code = EXIT_FAILED
+
+
+class Interrupted(SuperbuildError):
+    """The run was interrupted by Ctrl-C or SIGTERM (exit 130)."""
+
+    exit_code = EXIT_INTERRUPTED

@@ -1,0 +1,353 @@
+"""Git plumbing: one small function per question.
+
+Everything that scales with the number of submodules or manifests goes through a
+single git process (``diff-tree -r -z``, ``ls-tree -r -z``, ``cat-file --batch``);
+paths are read NUL-separated and never unquoted.  GitPython is not imported here:
+its object layer costs a process or a tree scan per submodule and 100 ms to import.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from superbuild import proc
+from superbuild.errors import GitError
+
+GITLINK = 0o160000
+TREE = 0o040000
+ZERO_OID = "0" * 40
+EMPTY_TREE = {
+    40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+    64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
+}
+
+# Variables git sets for hooks or that point git at another repository.  Strip them so
+# that ``git -C <submodule>`` talks to the submodule even when run from a hook.
+_KEEP_GIT_VARS = frozenset(
+    {
+        "GIT_EXEC_PATH",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_SSL_CAINFO",
+        "GIT_SSL_NO_VERIFY",
+        "GIT_CONFIG_COUNT",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_NOSYSTEM",
+        "GIT_CONFIG_SYSTEM",
+        "GIT_HTTP_PROXY_AUTHMETHOD",
+        "GIT_ALLOW_PROTOCOL",
+        "GIT_ASKPASS",
+        "GIT_TERMINAL_PROMPT",
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_AUTHOR_DATE",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_COMMITTER_DATE",
+        "GIT_TRACE",
+    }
+)
+
+
+def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    for key in list(env):
+        if key.startswith("GIT_") and not (
+            key in _KEEP_GIT_VARS
+            or key.startswith("GIT_CONFIG_KEY_")
+            or key.startswith("GIT_CONFIG_VALUE_")
+        ):
+            del env[key]
+    env["LC_ALL"] = "C"
+    return env
+
+
+_ENV: dict[str, str] | None = None
+
+
+def _env() -> dict[str, str]:
+    global _ENV  # noqa: PLW0603 - computed once per process
+    if _ENV is None:
+        _ENV = git_env()
+    return _ENV
+
+
+def git(
+    repo: str | os.PathLike[str],
+    *args: str,
+    input: bytes | None = None,
+    check: bool = True,
+    what: str | None = None,
+) -> proc.Completed:
+    """Run ``git -C repo args...``; failures raise :class:`GitError`."""
+    try:
+        return proc.run(
+            ["git", "-C", os.fspath(repo), *args],
+            env=_env(),
+            input=input,
+            check=check,
+            what=what or f"git {args[0]}",
+        )
+    except proc.ProcessError as exc:
+        raise GitError(*exc.lines) from None
+
+
+def decode_path(raw: bytes) -> str:
+    """Git paths are bytes; keep undecodable bytes round-trippable."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def encode_path(path: str) -> bytes:
+    return path.encode("utf-8", "surrogateescape")
+
+
+# --------------------------------------------------------------------------- locating
+
+
+def find_toplevel(start: str | os.PathLike[str]) -> Path:
+    """The top of the work tree (or the git dir of a bare repository) containing ``start``."""
+    here = Path(start).resolve()
+    if not here.exists():
+        raise GitError(f"{os.fspath(start)}: no such directory")
+    for candidate in (here, *here.parents):
+        if (candidate / ".git").exists():
+            return candidate
+        if (candidate / "HEAD").is_file() and (candidate / "objects").is_dir():
+            return candidate  # a bare repository (CI mirrors)
+    raise GitError(
+        f"{here} is not in a git repository: run superbuild inside the superproject or use -C DIR"
+    )
+
+
+def git_dir(top: Path) -> Path:
+    """The git directory of a work tree found by :func:`find_toplevel` (follows ``.git`` files)."""
+    dot = top / ".git"
+    if dot.is_dir():
+        return dot
+    if dot.is_file():
+        text = dot.read_text(encoding="utf-8", errors="surrogateescape").strip()
+        if text.startswith("gitdir:"):
+            target = Path(text[len("gitdir:") :].strip())
+            return target if target.is_absolute() else (top / target).resolve()
+    return top  # bare repository
+
+
+# --------------------------------------------------------------------------- revisions
+
+
+def resolve(repo: Path, specs: Sequence[str]) -> list[tuple[str, str] | None]:
+    """Resolve revision expressions in one ``cat-file --batch-check``: (oid, type) or None."""
+    if not specs:
+        return []
+    for spec in specs:
+        if "\n" in spec:
+            raise GitError(f"invalid revision {spec!r}")
+    out = git(
+        repo,
+        "cat-file",
+        "--batch-check=%(objectname) %(objecttype)",
+        input="".join(f"{s}\n" for s in specs).encode(),
+    ).stdout.decode("utf-8", "replace")
+    result: list[tuple[str, str] | None] = []
+    for spec, line in zip(specs, out.splitlines(), strict=True):
+        if line in (f"{spec} missing", f"{spec} ambiguous"):
+            result.append(None)
+            continue
+        oid, _, kind = line.partition(" ")
+        result.append((oid, kind))
+    return result
+
+
+def rev_commit(repo: Path, rev: str, option: str = "revision") -> str:
+    """The commit a revision names, or a :class:`GitError` naming it."""
+    [found] = resolve(repo, [f"{rev}^{{commit}}"])
+    if found is None:
+        raise GitError(
+            f"unknown {option} {rev!r}: no such commit in {repo} "
+            "(check the name, or fetch it: git fetch origin)"
+        )
+    return found[0]
+
+
+def first_parent(repo: Path, commit: str) -> str | None:
+    [found] = resolve(repo, [f"{commit}^1^{{commit}}"])
+    return None if found is None else found[0]
+
+
+def merge_base(repo: Path, a: str, b: str) -> str:
+    result = git(repo, "merge-base", a, b, check=False)
+    if result.returncode != 0 or not result.stdout.strip():
+        raise GitError(
+            f"no common ancestor between {a[:12]} and {b[:12]}: pass a --base that shares history with --head"
+        )
+    return result.stdout.decode().split()[0]
+
+
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool | None:
+    """True/False, or None when either commit is not present in ``repo``."""
+    result = git(repo, "merge-base", "--is-ancestor", ancestor, descendant, check=False)
+    if result.returncode in (0, 1):
+        return result.returncode == 0
+    return None
+
+
+# --------------------------------------------------------------------------- trees
+
+
+@dataclass(frozen=True, slots=True)
+class RawChange:
+    """One record of ``git diff-tree -r -z --raw``."""
+
+    old_mode: int
+    new_mode: int
+    old_oid: str
+    new_oid: str
+    status: str  # A D M T (R C U X with a score when rename detection is on)
+    path: str
+    old_path: str | None = None  # set for R and C records
+
+
+def parse_raw_diff(data: bytes) -> list[RawChange]:
+    """Parse NUL-separated ``--raw`` output (``diff-tree -r -z`` with two trees).
+
+    Each record is ``:<old mode> <new mode> <old oid> <new oid> <status>\\0<path>\\0``;
+    rename and copy records carry a second path.
+    """
+    fields = data.split(b"\0")
+    changes: list[RawChange] = []
+    i = 0
+    n = len(fields)
+    while i < n:
+        head = fields[i]
+        if not head:
+            i += 1
+            continue
+        if not head.startswith(b":"):
+            raise GitError(f"unexpected diff-tree output: {head[:80]!r}")
+        parts = head[1:].split(b" ")
+        if len(parts) != 5 or i + 1 >= n:
+            raise GitError(f"unexpected diff-tree record: {head[:80]!r}")
+        old_mode, new_mode, old_oid, new_oid, status = parts
+        letter = status[:1].decode()
+        if letter in ("R", "C"):
+            if i + 2 >= n:
+                raise GitError(f"truncated diff-tree record: {head[:80]!r}")
+            old_path: str | None = decode_path(fields[i + 1])
+            path = decode_path(fields[i + 2])
+            i += 3
+        else:
+            old_path = None
+            path = decode_path(fields[i + 1])
+            i += 2
+        changes.append(
+            RawChange(
+                int(old_mode, 8),
+                int(new_mode, 8),
+                old_oid.decode(),
+                new_oid.decode(),
+                letter,
+                path,
+                old_path,
+            )
+        )
+    return changes
+
+
+def empty_tree(commit: str) -> str:
+    return EMPTY_TREE[len(commit)]
+
+
+def diff_trees(repo: Path, old: str | None, new: str) -> list[RawChange]:
+    """Net changes between two commits (``old`` None: everything in ``new`` is added)."""
+    out = git(
+        repo,
+        "diff-tree",
+        "-r",
+        "-z",
+        "--raw",
+        "--no-renames",
+        "--no-ext-diff",
+        "--ignore-submodules=none",
+        old or empty_tree(new),
+        new,
+    ).stdout
+    return parse_raw_diff(out)
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    mode: int
+    kind: str
+    oid: str
+    path: str
+
+
+def parse_ls_tree(data: bytes) -> list[TreeEntry]:
+    """Parse ``git ls-tree -z`` output: ``<mode> SP <type> SP <oid> TAB <path>\\0``."""
+    entries = []
+    for record in data.split(b"\0"):
+        if not record:
+            continue
+        meta, _, raw_path = record.partition(b"\t")
+        mode, kind, oid = meta.split(b" ")
+        entries.append(TreeEntry(int(mode, 8), kind.decode(), oid.decode(), decode_path(raw_path)))
+    return entries
+
+
+def ls_tree(repo: Path, treeish: str, *, recursive: bool = True) -> list[TreeEntry]:
+    args = ["ls-tree", "-z", "--full-tree"]
+    if recursive:
+        args.append("-r")
+    return parse_ls_tree(git(repo, *args, treeish).stdout)
+
+
+def gitlinks(repo: Path, commit: str) -> dict[str, str]:
+    """Every gitlink (submodule path -> recorded commit) in ``commit``, one process."""
+    return {e.path: e.oid for e in ls_tree(repo, commit) if e.mode == GITLINK}
+
+
+def read_blobs(repo: Path, oids: Iterable[str]) -> dict[str, bytes]:
+    """Read many blobs through one ``git cat-file --batch``."""
+    wanted = list(dict.fromkeys(oids))
+    if not wanted:
+        return {}
+    out = git(repo, "cat-file", "--batch", input="".join(f"{o}\n" for o in wanted).encode()).stdout
+    blobs: dict[str, bytes] = {}
+    pos = 0
+    for oid in wanted:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].decode()
+        pos = end + 1
+        if header.endswith(" missing"):
+            raise GitError(f"object {oid} is missing from {repo}")
+        size = int(header.rsplit(" ", 1)[1])
+        blobs[oid] = out[pos : pos + size]
+        pos += size + 1  # the content is followed by a newline
+    return blobs
+
+
+def submodule_names(repo: Path, commit: str) -> dict[str, str]:
+    """``.gitmodules`` of ``commit``: submodule path -> submodule name (empty if none)."""
+    result = git(
+        repo,
+        "config",
+        "-z",
+        "--blob",
+        f"{commit}:.gitmodules",
+        "--get-regexp",
+        r"^submodule\..*\.path$",
+        check=False,
+    )
+    if result.returncode != 0:
+        return {}
+    names: dict[str, str] = {}
+    for record in result.stdout.split(b"\0"):
+        if not record:
+            continue
+        key, _, value = record.partition(b"\n")
+        name = decode_path(key)[len("submodule.") : -len(".path")]
+        names[decode_path(value)] = name
+    return names

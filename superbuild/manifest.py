@@ -1,0 +1,586 @@
+"""Package manifests: ``manifests/**/<name>.yaml`` plus an optional ``superbuild.yaml``.
+
+Manifests are read from git objects of the commit being analysed (``ls-tree`` plus one
+``cat-file --batch``), never from the working tree, so every commit is judged by its
+own manifests and a bare CI clone works.  Parsed and validated manifests are cached
+under the git directory, keyed by the object ids of the manifests tree and of the
+settings file: the same ids mean the same bytes, so the cache cannot go stale; a cache
+file that does not parse is ignored and rewritten.
+
+``yaml`` and ``jsonschema`` are imported only on a cache miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from superbuild import __version__
+from superbuild import git as g
+from superbuild.errors import ManifestError
+
+if TYPE_CHECKING:
+    from superbuild.graph import DependencyGraph
+
+MANIFESTS_DIR = "manifests"
+SETTINGS_FILE = "superbuild.yaml"
+CACHE_FORMAT = 1
+PIPELINES = ("rpm", "command")
+BUILDERS = ("rpmbuild", "mock")
+STAGES = ("source", "srpm", "rpm", "sign", "command", "verify")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+DEFAULT_OUTPUT = ".superbuild/output"
+
+_timeout_schema: dict[str, Any] = {
+    "oneOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {s: {"type": "number", "exclusiveMinimum": 0} for s in STAGES},
+        },
+    ]
+}
+_strings = {"type": "array", "items": {"type": "string"}}
+
+#: Keys a package manifest may set, also valid under ``defaults:`` in superbuild.yaml.
+PACKAGE_KEYS: dict[str, Any] = {
+    "description": {"type": "string"},
+    "pipeline": {"enum": list(PIPELINES)},
+    "spec": {"type": "string", "minLength": 1},
+    "version": {"type": "string", "minLength": 1},
+    "builder": {"enum": list(BUILDERS)},
+    "mock_config": {"type": "string", "minLength": 1},
+    "commands": {**_strings, "minItems": 1},
+    "verify": {"oneOf": [{"type": "string", "minLength": 1}, {**_strings, "minItems": 1}]},
+    "timeout": _timeout_schema,
+    "env": {"type": "object", "additionalProperties": {"type": "string"}},
+    "source": {"enum": ["export", "none"]},
+}
+
+MANIFEST_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "superbuild package manifest",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["path"],
+    "properties": {
+        "path": {"type": "string", "minLength": 1},
+        "requires": {
+            "type": "array",
+            "items": {"type": "string", "pattern": NAME_PATTERN},
+            "uniqueItems": True,
+        },
+        **PACKAGE_KEYS,
+    },
+}
+
+SETTINGS_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "superbuild settings (superbuild.yaml)",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "defaults": {"type": "object", "additionalProperties": False, "properties": PACKAGE_KEYS},
+        "output": {"type": "string", "minLength": 1},
+        "jobs": {"type": "integer", "minimum": 1},
+        "sign": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["key"],
+            "properties": {
+                "key": {"type": "string", "minLength": 1},
+                "gpg_home": {"type": "string"},
+            },
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class Package:
+    """One package, with the defaults of superbuild.yaml applied."""
+
+    name: str
+    path: str
+    manifest: str  # the manifest file, relative to the superproject root
+    requires: tuple[str, ...] = ()
+    pipeline: str = "rpm"
+    description: str = ""
+    spec: str | None = None
+    version: str | None = None
+    builder: str | None = None  # None: --builder, else mock if installed, else rpmbuild
+    mock_config: str | None = None
+    commands: tuple[str, ...] = ()
+    verify: tuple[str, ...] = ()  # argv; a string in the manifest runs as ("sh", "-c", it)
+    timeouts: tuple[tuple[str, float], ...] = ()  # (stage, seconds); stage "*" for all
+    env: tuple[tuple[str, str], ...] = ()
+    source: str = "export"
+    blob: str = ""  # object id of the manifest file
+
+    def timeout(self, stage: str) -> float | None:
+        found = dict(self.timeouts)
+        return found.get(stage, found.get("*"))
+
+    @cached_property
+    def digest(self) -> str:
+        """A hash of the effective entry: what a build of this package depends on."""
+        data = self.to_dict()
+        for key in ("manifest", "blob", "description"):
+            data.pop(key)
+        raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(raw).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "manifest": self.manifest,
+            "requires": list(self.requires),
+            "pipeline": self.pipeline,
+            "description": self.description,
+            "spec": self.spec,
+            "version": self.version,
+            "builder": self.builder,
+            "mock_config": self.mock_config,
+            "commands": list(self.commands),
+            "verify": list(self.verify),
+            "timeouts": [list(t) for t in self.timeouts],
+            "env": [list(e) for e in self.env],
+            "source": self.source,
+            "blob": self.blob,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Package:
+        return cls(
+            name=data["name"],
+            path=data["path"],
+            manifest=data["manifest"],
+            requires=tuple(data["requires"]),
+            pipeline=data["pipeline"],
+            description=data["description"],
+            spec=data["spec"],
+            version=data["version"],
+            builder=data["builder"],
+            mock_config=data["mock_config"],
+            commands=tuple(data["commands"]),
+            verify=tuple(data["verify"]),
+            timeouts=tuple((s, float(t)) for s, t in data["timeouts"]),
+            env=tuple((k, v) for k, v in data["env"]),
+            source=data["source"],
+            blob=data["blob"],
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    output: str = DEFAULT_OUTPUT
+    jobs: int | None = None
+    sign_key: str | None = None
+    gpg_home: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "jobs": self.jobs,
+            "sign_key": self.sign_key,
+            "gpg_home": self.gpg_home,
+            "defaults": dict(self.defaults),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Settings:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Product:
+    """The packages of one superproject commit."""
+
+    commit: str | None
+    packages: Mapping[str, Package]  # by name, sorted
+    settings: Settings = field(default_factory=Settings)
+
+    @cached_property
+    def by_path(self) -> dict[str, Package]:
+        return {p.path: p for p in self.packages.values()}
+
+    @cached_property
+    def graph(self) -> DependencyGraph:
+        from superbuild.graph import DependencyGraph
+
+        return DependencyGraph({n: p.requires for n, p in self.packages.items()})
+
+    def get(self, name: str) -> Package:
+        try:
+            return self.packages[name]
+        except KeyError:
+            raise ManifestError(unknown_package_message(name, self.packages)) from None
+
+
+def unknown_package_message(name: str, known: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown package {name!r}{hint}: no manifests/{name}.yaml in this commit"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def manifest_name(path: str) -> str | None:
+    """Package name of a manifest file path (relative to manifests/), None if not a manifest."""
+    base = path.rsplit("/", 1)[-1]
+    for ext in (".yaml", ".yml"):
+        if base.endswith(ext) and len(base) > len(ext):
+            return base[: -len(ext)]
+    return None
+
+
+def is_manifest_path(path: str) -> bool:
+    """True for ``manifests/**/<name>.yaml`` paths of the superproject."""
+    return path.startswith(MANIFESTS_DIR + "/") and manifest_name(path) is not None
+
+
+def load_product(
+    repo: Path,
+    commit: str,
+    *,
+    strict: bool = True,
+    cache_dir: Path | None = None,
+    tree_ids: tuple[str | None, str | None] | None = None,
+) -> Product:
+    """Read, validate and default the manifests of ``commit``.
+
+    ``strict=False`` is for the *base* side of a comparison: problems are tolerated and
+    whatever parses is used to name packages.  ``tree_ids`` are the object ids of
+    ``commit:manifests`` and ``commit:superbuild.yaml`` when the caller resolved them.
+    """
+    if tree_ids is None:
+        found = g.resolve(repo, [f"{commit}:{MANIFESTS_DIR}", f"{commit}:{SETTINGS_FILE}"])
+        tree_ids = (
+            found[0][0] if found[0] and found[0][1] == "tree" else None,
+            found[1][0] if found[1] and found[1][1] == "blob" else None,
+        )
+    tree, settings_blob = tree_ids
+    if tree is None:
+        if strict:
+            raise ManifestError(
+                f"commit {commit[:12]} has no {MANIFESTS_DIR}/ folder: describe each package in "
+                f"{MANIFESTS_DIR}/<name>.yaml (see docs/manifest.md)"
+            )
+        return Product(commit, {})
+    key = f"manifests-{CACHE_FORMAT}-{__version__}-{tree}-{settings_blob or 'none'}.json"
+    if cache_dir is not None:
+        cached = _read_cache(cache_dir / key)
+        if cached is not None:
+            return Product(commit, cached[0], cached[1])
+    packages, settings, problems = _parse(repo, tree, settings_blob)
+    if problems:
+        if strict:
+            raise ManifestError.many(problems)
+        return Product(commit, packages, settings)
+    if cache_dir is not None:
+        _write_cache(cache_dir / key, packages, settings)
+    return Product(commit, packages, settings)
+
+
+def _read_cache(path: Path) -> tuple[dict[str, Package], Settings] | None:
+    try:
+        data = json.loads(path.read_bytes())
+        packages = {p["name"]: Package.from_dict(p) for p in data["packages"]}
+        return packages, Settings.from_dict(data["settings"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or corrupt: parse again
+
+
+def _write_cache(path: Path, packages: Mapping[str, Package], settings: Settings) -> None:
+    data = {
+        "packages": [p.to_dict() for p in packages.values()],
+        "settings": settings.to_dict(),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, separators=(",", ":"))
+        Path(tmp).replace(path)
+    except OSError:
+        pass  # a read-only git dir: no cache, same answers
+
+
+def _parse(
+    repo: Path, tree: str, settings_blob: str | None
+) -> tuple[dict[str, Package], Settings, list[str]]:
+    entries = [
+        e for e in g.ls_tree(repo, tree) if e.kind == "blob" and manifest_name(e.path) is not None
+    ]
+    blobs = g.read_blobs(
+        repo, [e.oid for e in entries] + ([settings_blob] if settings_blob else [])
+    )
+    problems: list[str] = []
+    settings = Settings()
+    if settings_blob:
+        raw = _load_yaml(blobs[settings_blob], SETTINGS_FILE, problems)
+        if raw is not None and _validate(raw, SETTINGS_SCHEMA, SETTINGS_FILE, problems):
+            sign = raw.get("sign") or {}
+            settings = Settings(
+                output=raw.get("output", DEFAULT_OUTPUT),
+                jobs=raw.get("jobs"),
+                sign_key=sign.get("key"),
+                gpg_home=sign.get("gpg_home"),
+                defaults=raw.get("defaults", {}),
+            )
+    by_name: dict[str, list[str]] = {}
+    by_path: dict[str, list[str]] = {}
+    packages: dict[str, Package] = {}
+    for entry in sorted(entries, key=lambda e: e.path):
+        file = f"{MANIFESTS_DIR}/{entry.path}"
+        name = manifest_name(entry.path)
+        assert name is not None
+        by_name.setdefault(name, []).append(file)
+        if not re.match(NAME_PATTERN, name):
+            problems.append(
+                f"{file}: {name!r} is not a valid package name "
+                "(letters, digits and . _ + -, starting with a letter or digit)"
+            )
+            continue
+        raw = _load_yaml(blobs[entry.oid], file, problems)
+        if raw is None:
+            continue
+        if not _validate(raw, MANIFEST_SCHEMA, file, problems):
+            continue
+        pkg = _package(name, file, entry.oid, raw, settings.defaults)
+        by_path.setdefault(pkg.path, []).append(file)
+        packages[name] = pkg
+    for name, files in by_name.items():
+        if len(files) > 1:
+            problems.append(f"duplicate package name {name!r}: {', '.join(files)}")
+            packages.pop(name, None)
+    for path, files in by_path.items():
+        if len(files) > 1:
+            problems.append(f"duplicate path {path!r}: claimed by {', '.join(files)}")
+    for pkg in packages.values():
+        for req in pkg.requires:
+            if req == pkg.name:
+                problems.append(f"{pkg.manifest}: requires itself ({req!r})")
+            elif req not in packages and req not in by_name:
+                problems.append(
+                    f"{pkg.manifest}: requires {unknown_package_message(req, packages)}"
+                )
+    packages = dict(sorted(packages.items()))
+    if not problems:
+        problems.extend(_cycle_problems(packages))
+    return packages, settings, problems
+
+
+def _package(
+    name: str, file: str, blob: str, raw: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> Package:
+    data = {**defaults, **raw}
+    verify = data.get("verify")
+    if isinstance(verify, str):
+        verify_argv: tuple[str, ...] = ("sh", "-c", verify)
+    else:
+        verify_argv = tuple(verify or ())
+    timeout = data.get("timeout")
+    if isinstance(timeout, int | float):
+        timeouts: tuple[tuple[str, float], ...] = (("*", float(timeout)),)
+    else:
+        timeouts = tuple(sorted((s, float(t)) for s, t in (timeout or {}).items()))
+    env = {**defaults.get("env", {}), **raw.get("env", {})}
+    return Package(
+        name=name,
+        path=data["path"].strip("/"),
+        manifest=file,
+        requires=tuple(sorted(data.get("requires", ()))),
+        pipeline=data.get("pipeline", "rpm"),
+        description=data.get("description", ""),
+        spec=data.get("spec"),
+        version=data.get("version"),
+        builder=data.get("builder"),
+        mock_config=data.get("mock_config"),
+        commands=tuple(data.get("commands", ())),
+        verify=verify_argv,
+        timeouts=timeouts,
+        env=tuple(sorted(env.items())),
+        source=data.get("source", "export"),
+        blob=blob,
+    )
+
+
+def _cycle_problems(packages: Mapping[str, Package]) -> list[str]:
+    from superbuild.graph import DependencyGraph
+
+    graph = DependencyGraph({n: p.requires for n, p in packages.items()})
+    cycle = graph.find_cycle()
+    if cycle is None:
+        return []
+    files = ", ".join(packages[n].manifest for n in cycle[:-1])
+    return [f"dependency cycle: {' -> '.join(cycle)} (in {files}): remove one of these requires"]
+
+
+def check_paths(product: Product, links: Mapping[str, str]) -> None:
+    """Every manifest ``path`` must be a gitlink in the product's commit."""
+    problems = []
+    for pkg in product.packages.values():
+        if pkg.path not in links:
+            commit = (product.commit or "")[:12]
+            problems.append(
+                f"{pkg.manifest}: path {pkg.path!r} is not a submodule (gitlink) in commit {commit}: "
+                f"fix the path or add the submodule (git submodule add URL {pkg.path})"
+            )
+    if problems:
+        raise ManifestError.many(problems)
+
+
+# --------------------------------------------------------------------------- YAML and schema
+
+
+def _yaml_loader() -> type:
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class StrictLoader(base):  # type: ignore[valid-type,misc]
+        """Safe loading that refuses duplicate keys instead of keeping the last one."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    mark = key_node.start_mark
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
+                    )
+                seen[key] = True
+            result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+            return result
+
+    StrictLoader.add_constructor(
+        "tag:yaml.org,2002:map",
+        lambda loader, node: loader.construct_mapping(node, deep=True),
+    )
+    return StrictLoader
+
+
+_LOADER: type | None = None
+
+
+def _load_yaml(data: bytes, file: str, problems: list[str]) -> dict[str, Any] | None:
+    import yaml
+
+    global _LOADER  # noqa: PLW0603 - built once per process
+    if _LOADER is None:
+        _LOADER = _yaml_loader()
+    try:
+        doc = yaml.load(data, Loader=_LOADER)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        what = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        problems.append(f"{file}{where}: invalid YAML: {what}")
+        return None
+    except yaml.YAMLError as exc:
+        problems.append(f"{file}: invalid YAML: {' '.join(str(exc).split())}")
+        return None
+    if doc is None:
+        problems.append(f"{file}: the file is empty: a manifest needs at least a 'path'")
+        return None
+    if not isinstance(doc, dict):
+        problems.append(
+            f"{file}: expected a mapping of keys (path: ..., requires: [...]), got {_kind(doc)}"
+        )
+        return None
+    return doc
+
+
+def _kind(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _validate(doc: Any, schema: dict[str, Any], file: str, problems: list[str]) -> bool:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.path])
+    for error in errors:
+        problems.append(f"{file}: {_describe(error)}")
+    return not errors
+
+
+def _describe(error: Any) -> str:
+    import difflib
+
+    where = ".".join(str(p) for p in error.absolute_path)
+    prefix = f"{where}: " if where else ""
+    value = error.instance
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed), key=str)
+        parts = []
+        for key in extra:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"unknown key {key!r}{hint}")
+        return prefix + "; ".join(parts) + f"; allowed keys: {', '.join(allowed)}"
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        return prefix + f"missing required key {missing[0]!r}"
+    if error.validator == "type":
+        want = error.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        article = "an" if str(want)[0] in "aeiou" else "a"
+        quote = " (quote it)" if want == "string" and isinstance(value, int | float) else ""
+        return prefix + f"expected {article} {want}, got {_kind(value)} {value!r}{quote}"
+    if error.validator == "enum":
+        return prefix + f"{value!r} is not one of: {', '.join(map(str, error.validator_value))}"
+    if error.validator == "pattern":
+        return prefix + f"{value!r} is not a valid package name"
+    if error.validator == "oneOf":
+        return prefix + f"{value!r} has the wrong form ({_one_of_hint(error.schema)})"
+    return prefix + " ".join(error.message.split())
+
+
+def _one_of_hint(schema: Mapping[str, Any]) -> str:
+    kinds = []
+    for option in schema.get("oneOf", ()):
+        kind = option.get("type")
+        kinds.append({"array": "a list of strings", "object": "a mapping"}.get(kind, f"a {kind}"))
+    return "expected " + " or ".join(kinds)
+
+
+def schema_documents() -> dict[str, dict[str, Any]]:
+    """The JSON schemas, for docs and editors."""
+    return {"manifest": MANIFEST_SCHEMA, "settings": SETTINGS_SCHEMA}
+
+
+def changed_manifest_packages(paths: Sequence[str]) -> set[str]:
+    """Package names of changed manifest files (paths relative to the superproject)."""
+    names = set()
+    for path in paths:
+        if is_manifest_path(path):
+            name = manifest_name(path)
+            assert name is not None
+            names.add(name)
+    return names
