@@ -50,9 +50,11 @@ class Plan:
         return [n for w in self.waves for n in w]
 
 
-def _check_names(product: Product, option: str, names: Sequence[str]) -> None:
+def check_names(product: Product, named: Sequence[tuple[str, Sequence[str]]]) -> None:
+    """Every package named on the command line must exist: one line per unknown name."""
     problems = [
         f"{option}: {unknown_package_message(n, product.packages)}"
+        for option, names in named
         for n in names
         if n not in product.packages
     ]
@@ -67,13 +69,15 @@ def make_plan(
     changeset: ChangeSet | None = None,
 ) -> Plan:
     """Select packages and order them in waves."""
-    for option, names in (
-        ("--packages-select", options.select),
-        ("--packages-up-to", options.up_to),
-        ("--packages-above", options.above),
-        ("--packages-skip", options.skip),
-    ):
-        _check_names(product, option, names)
+    check_names(
+        product,
+        [
+            ("--packages-select", options.select),
+            ("--packages-up-to", options.up_to),
+            ("--packages-above", options.above),
+            ("--packages-skip", options.skip),
+        ],
+    )
     graph = product.graph
     if changeset is not None and not options.all:
         chosen = set(changeset.affected)
