@@ -187,7 +187,7 @@ def _load_base(repo: Path, rng: Range, head_product: Product) -> Product:
         found = g.resolve(repo, [f"{rng.base}:{MANIFESTS_DIR}", f"{rng.base}:{SETTINGS_FILE}"])
         ids = _ids(found, 0)
     if ids == rng.head_ids:
-        return Product(rng.base, head_product.packages, head_product.settings)
+        return Product(rng.base, head_product.entries, head_product.settings)
     return load_product(repo, rng.base, strict=False, cache_dir=cache_dir(repo), tree_ids=ids)
 
 
@@ -264,12 +264,12 @@ def _changeset(
     reasons: dict[str, str] = {}
     unmanaged = []
     for change in gitlink_changes(raw, names):
-        pkg = None
+        name = None
         if change.new_commit is not None:
-            pkg = product.by_path.get(change.path)
-        if pkg is None:
-            pkg = base_product.by_path.get(change.old_path or change.path)
-        if pkg is None:
+            name = product.name_at(change.path)
+        if name is None:
+            name = base_product.name_at(change.old_path or change.path)
+        if name is None:
             unmanaged.append(change.path)
             changes.append(change)
             continue
@@ -279,20 +279,22 @@ def _changeset(
                 change.status,
                 change.old_commit,
                 change.new_commit,
-                pkg.name,
+                name,
                 change.old_path,
             )
         )
-        if pkg.name in product.packages and change.new_commit is not None:
-            reasons.setdefault(pkg.name, _describe(change))
+        if name in product.entries and change.new_commit is not None:
+            reasons.setdefault(name, _describe(change))
     manifest_changes = []
-    for name, pkg in product.packages.items():
-        old = base_product.packages.get(name)
+    # With the same superbuild.yaml, an entry changes exactly when its file does.
+    same_settings = product.settings == base_product.settings
+    for name, entry in product.entries.items():
+        old = base_product.entries.get(name)
         if old is None:
             why = "manifest added"
-        elif old.blob != pkg.blob:
+        elif old["blob"] != entry["blob"]:
             why = "manifest changed"
-        elif old.digest != pkg.digest:
+        elif not same_settings and old["digest"] != entry["digest"]:
             why = f"{SETTINGS_FILE} changed"
         else:
             continue

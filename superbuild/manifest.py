@@ -12,11 +12,8 @@ file that does not parse is ignored and rewritten.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -136,6 +133,8 @@ class Package:
         data = self.to_dict()
         for key in ("manifest", "blob", "description"):
             data.pop(key)
+        import hashlib
+
         raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(raw).hexdigest()
 
@@ -159,8 +158,19 @@ class Package:
             "blob": self.blob,
         }
 
+    def to_entry(self) -> dict[str, Any]:
+        """:meth:`to_dict` plus the digest: what the cache stores."""
+        return {**self.to_dict(), "digest": self.digest}
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Package:
+        package = cls._from_dict(data)
+        if "digest" in data:
+            package.__dict__["digest"] = data["digest"]  # computed when it was cached
+        return package
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any]) -> Package:
         return cls(
             name=data["name"],
             path=data["path"],
@@ -203,23 +213,55 @@ class Settings:
         return cls(**data)
 
 
-@dataclass(frozen=True)
 class Product:
-    """The packages of one superproject commit."""
+    """The packages of one superproject commit.
 
-    commit: str | None
-    packages: Mapping[str, Package]  # by name, sorted
-    settings: Settings = field(default_factory=Settings)
+    Holds the cached entries (plain dicts, see :meth:`Package.to_entry`); the
+    :class:`Package` records are made on first use of :attr:`packages`, so that change
+    detection on a warm cache does not build a thousand objects it does not need.
+    """
+
+    def __init__(
+        self,
+        commit: str | None,
+        entries: Mapping[str, Mapping[str, Any]],
+        settings: Settings | None = None,
+    ) -> None:
+        self.commit = commit
+        self.entries = dict(sorted(entries.items()))
+        self.settings = settings or Settings()
+
+    @classmethod
+    def of(
+        cls, commit: str | None, packages: Iterable[Package], settings: Settings | None = None
+    ) -> Product:
+        product = cls(commit, {p.name: p.to_entry() for p in packages}, settings)
+        product.__dict__["packages"] = {p.name: p for p in sorted(packages, key=lambda p: p.name)}
+        return product
 
     @cached_property
-    def by_path(self) -> dict[str, Package]:
-        return {p.path: p for p in self.packages.values()}
+    def packages(self) -> dict[str, Package]:
+        return {name: Package.from_dict(e) for name, e in self.entries.items()}
+
+    @cached_property
+    def _by_path(self) -> dict[str, str]:
+        return {e["path"]: name for name, e in self.entries.items()}
+
+    def name_at(self, path: str) -> str | None:
+        """The package whose manifest claims submodule ``path``."""
+        return self._by_path.get(path)
+
+    def blob(self, name: str) -> str:
+        return str(self.entries[name]["blob"])
+
+    def digest(self, name: str) -> str:
+        return str(self.entries[name]["digest"])
 
     @cached_property
     def graph(self) -> DependencyGraph:
         from superbuild.graph import DependencyGraph
 
-        return DependencyGraph({n: p.requires for n, p in self.packages.items()})
+        return DependencyGraph({n: e["requires"] for n, e in self.entries.items()})
 
     def get(self, name: str) -> Package:
         try:
@@ -287,29 +329,32 @@ def load_product(
         if cached is not None:
             return Product(commit, cached[0], cached[1])
     packages, settings, problems = _parse(repo, tree, settings_blob)
-    if problems:
-        if strict:
-            raise ManifestError.many(problems)
-        return Product(commit, packages, settings)
-    if cache_dir is not None:
-        _write_cache(cache_dir / key, packages, settings)
-    return Product(commit, packages, settings)
+    if problems and strict:
+        raise ManifestError.many(problems)
+    product = Product.of(commit, packages.values(), settings)
+    if cache_dir is not None and not problems:
+        _write_cache(cache_dir / key, product)
+    return product
 
 
-def _read_cache(path: Path) -> tuple[dict[str, Package], Settings] | None:
+_ENTRY_KEYS = frozenset(Package.__dataclass_fields__) | {"digest"}
+
+
+def _read_cache(path: Path) -> tuple[dict[str, dict[str, Any]], Settings] | None:
     try:
         data = json.loads(path.read_bytes())
-        packages = {p["name"]: Package.from_dict(p) for p in data["packages"]}
-        return packages, Settings.from_dict(data["settings"])
-    except (OSError, ValueError, KeyError, TypeError):
+        entries = {e["name"]: e for e in data["packages"]}
+        if any(e.keys() != _ENTRY_KEYS for e in entries.values()):
+            return None
+        return entries, Settings.from_dict(data["settings"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # absent or corrupt: parse again
 
 
-def _write_cache(path: Path, packages: Mapping[str, Package], settings: Settings) -> None:
-    data = {
-        "packages": [p.to_dict() for p in packages.values()],
-        "settings": settings.to_dict(),
-    }
+def _write_cache(path: Path, product: Product) -> None:
+    import tempfile
+
+    data = {"packages": list(product.entries.values()), "settings": product.settings.to_dict()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -342,6 +387,8 @@ def _parse(
                 gpg_home=sign.get("gpg_home"),
                 defaults=raw.get("defaults", {}),
             )
+    import re
+
     by_name: dict[str, list[str]] = {}
     by_path: dict[str, list[str]] = {}
     packages: dict[str, Package] = {}
@@ -434,12 +481,13 @@ def _cycle_problems(packages: Mapping[str, Package]) -> list[str]:
 def check_paths(product: Product, links: Mapping[str, str]) -> None:
     """Every manifest ``path`` must be a gitlink in the product's commit."""
     problems = []
-    for pkg in product.packages.values():
-        if pkg.path not in links:
+    for entry in product.entries.values():
+        path = entry["path"]
+        if path not in links:
             commit = (product.commit or "")[:12]
             problems.append(
-                f"{pkg.manifest}: path {pkg.path!r} is not a submodule (gitlink) in commit {commit}: "
-                f"fix the path or add the submodule (git submodule add URL {pkg.path})"
+                f"{entry['manifest']}: path {path!r} is not a submodule (gitlink) in commit {commit}: "
+                f"fix the path or add the submodule (git submodule add URL {path})"
             )
     if problems:
         raise ManifestError.many(problems)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from rich.console import Console
 from rich.table import Table
 
@@ -19,7 +22,10 @@ _STATUS_STYLE = {
 
 
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    """A console; when not a terminal, wide enough that values are never cut."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS") or 0) or 250
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def _short(oid: str | None) -> str:
