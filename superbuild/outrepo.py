@@ -1,0 +1,167 @@
+"""The output repository: where built packages are collected, and its yum/dnf metadata.
+
+Layout under the output root::
+
+    rpms/<arch>/NAME-VERSION-RELEASE.ARCH.rpm   binary RPMs (one repository: rpms/repodata)
+    srpms/NAME-VERSION-RELEASE.src.rpm          source RPMs (one repository: srpms/repodata)
+    files/<package>/...                         artifacts of ``command`` pipelines
+
+No reader ever sees a half-written file: each file is copied to a hidden temporary name
+(``.NAME.XXXX.tmp``, which ``createrepo_c`` ignores) in its final directory and then
+``os.replace``\\ d; a package's ``files/`` directory is assembled aside and renamed into
+place.  Collecting and refreshing the metadata hold a lock, a thread lock plus an
+``flock`` on ``<output>/.superbuild.lock`` so that threads, Dask workers on the same
+host and concurrent runs do not race (``createrepo_c`` refuses to run twice on a repo).
+
+Copies get a fresh mtime on purpose: ``createrepo_c --update`` reuses metadata of files
+whose mtime and size did not change, and a rebuild of the same NVR must be re-read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from superbuild import proc
+from superbuild.errors import SuperbuildError
+
+RPMS_DIR = "rpms"
+SRPMS_DIR = "srpms"
+FILES_DIR = "files"
+LOCK_FILE = ".superbuild.lock"
+
+_thread_lock = threading.RLock()
+
+
+class OutputRepoError(SuperbuildError):
+    """The output repository cannot take a file (bad name, unwritable directory...)."""
+
+
+@contextlib.contextmanager
+def locked(output: Path) -> Iterator[None]:
+    """Hold the output repository's lock (threads of this process, then other processes)."""
+    with _thread_lock:
+        output.mkdir(parents=True, exist_ok=True)
+        fd = os.open(output / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+
+def rpm_arch(path: Path) -> str:
+    """The architecture in an RPM file name: ``src`` for ``x.src.rpm``, ``noarch``, ``x86_64``..."""
+    name = path.name
+    if not name.endswith(".rpm"):
+        raise OutputRepoError(f"{path}: not an RPM file name (NAME-VERSION-RELEASE.ARCH.rpm)")
+    stem = name[: -len(".rpm")]
+    _, dot, arch = stem.rpartition(".")
+    if not dot or not arch or stem.count("-") < 2:
+        raise OutputRepoError(f"{path}: not an RPM file name (NAME-VERSION-RELEASE.ARCH.rpm)")
+    return arch
+
+
+def rpm_destination(path: Path) -> str:
+    """Where an RPM goes, relative to the output root."""
+    arch = rpm_arch(path)
+    if arch in ("src", "nosrc"):
+        return f"{SRPMS_DIR}/{path.name}"
+    return f"{RPMS_DIR}/{arch}/{path.name}"
+
+
+def _install_file(src: Path, dest: Path) -> None:
+    """Copy ``src`` to ``dest`` through a temporary name in ``dest``'s directory."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
+            shutil.copyfileobj(inp, out, 1 << 20)
+        tmp.chmod(0o644)
+        tmp.replace(dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def collect(output: Path, packages: Iterable[Path]) -> list[str]:
+    """Copy RPMs (binary and source) into the output repository; their paths relative to it.
+
+    Binary RPMs go to ``rpms/<arch>/``, source RPMs to ``srpms/``; an existing file of
+    the same name is replaced atomically.  Metadata is not refreshed: call
+    :func:`refresh_metadata` once per wave or at the end of the run.
+    """
+    plan = [(src, rpm_destination(src)) for src in packages]  # bad names fail before copying
+    with locked(output):
+        for src, rel in plan:
+            _install_file(src, output / rel)
+    return sorted(rel for _, rel in plan)
+
+
+def collect_files(output: Path, package: str, source: Path) -> list[str]:
+    """Replace ``files/<package>/`` by a copy of the tree ``source``; the copied file paths.
+
+    The new tree is assembled under a hidden temporary name next to the destination and
+    renamed into place, so readers see the old set of files or the new one, never a mix
+    (between the two renames the directory is briefly absent).
+    """
+    root = output / FILES_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    dest = root / package
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{package}.", suffix=".tmp"))
+    try:
+        staging.chmod(0o755)
+        shutil.copytree(source, staging, symlinks=True, dirs_exist_ok=True)
+        artifacts = _tree_files(staging, f"{FILES_DIR}/{package}")
+        with locked(output):
+            old: Path | None = None
+            if dest.exists() or dest.is_symlink():
+                old = Path(tempfile.mkdtemp(dir=root, prefix=f".{package}.", suffix=".old"))
+                dest.replace(old / package)
+            staging.replace(dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return artifacts
+
+
+def _tree_files(top: Path, prefix: str) -> list[str]:
+    """Files (and symlinks) under ``top`` as ``prefix/relative/path``, sorted; links not followed."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        rel = Path(dirpath).relative_to(top)
+        links = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
+        for name in [*filenames, *links]:
+            found.append((Path(prefix) / rel / name).as_posix())
+    return sorted(found)
+
+
+def refresh_metadata(output: Path, *, timeout: float | None = None) -> list[Path]:
+    """Run ``createrepo_c`` on ``rpms/`` and ``srpms/`` (``--update`` once metadata exists).
+
+    Returns the repositories refreshed (those that exist).  A failure raises
+    :class:`superbuild.proc.ProcessError` naming the directory and createrepo_c's last
+    error line.
+    """
+    done = []
+    with locked(output):
+        for sub in (RPMS_DIR, SRPMS_DIR):
+            repo = output / sub
+            if not repo.is_dir():
+                continue
+            cmd = ["createrepo_c", "--quiet"]
+            if (repo / "repodata" / "repomd.xml").is_file():
+                cmd.append("--update")
+            cmd.append(os.fspath(repo))
+            proc.run(cmd, timeout=timeout, what=f"createrepo_c on {repo}")
+            done.append(repo)
+    return done

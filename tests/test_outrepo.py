@@ -1,0 +1,171 @@
+"""The output repository: atomic collection and createrepo_c metadata."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import stat
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rpmtools import build_plain_rpm, needs_createrepo, needs_rpmbuild
+
+from superbuild import outrepo, proc
+
+
+@pytest.mark.parametrize(
+    ("name", "dest"),
+    [
+        pytest.param("a-1.0-1.x86_64.rpm", "rpms/x86_64/a-1.0-1.x86_64.rpm", id="x86_64"),
+        pytest.param("a-b-1.0-1.1.gabc.noarch.rpm", "rpms/noarch/a-b-1.0-1.1.gabc.noarch.rpm"),
+        pytest.param("a-1.0-1.fc40.src.rpm", "srpms/a-1.0-1.fc40.src.rpm", id="srpm"),
+        pytest.param("a-1.0-1.nosrc.rpm", "srpms/a-1.0-1.nosrc.rpm", id="nosrc"),
+    ],
+)
+def test_rpm_destination(name: str, dest: str) -> None:
+    assert outrepo.rpm_destination(Path(name)) == dest
+
+
+@pytest.mark.parametrize("name", ["a.rpm", "a-1.0-1.x86_64.deb", "noarch.rpm", "a-1.rpm"])
+def test_rpm_destination_refuses_odd_names(name: str) -> None:
+    with pytest.raises(outrepo.OutputRepoError, match="not an RPM file name"):
+        outrepo.rpm_destination(Path(name))
+
+
+def _fake_rpms(tmp_path: Path, names: list[str], content: bytes = b"rpm") -> list[Path]:
+    d = tmp_path / "built"
+    d.mkdir(exist_ok=True)
+    for name in names:
+        (d / name).write_bytes(content)
+    return [d / n for n in names]
+
+
+def test_collect_places_and_replaces_atomically(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    names = ["a-1-1.x86_64.rpm", "a-debuginfo-1-1.x86_64.rpm", "a-1-1.src.rpm", "b-1-1.noarch.rpm"]
+    assert outrepo.collect(out, _fake_rpms(tmp_path, names)) == [
+        "rpms/noarch/b-1-1.noarch.rpm",
+        "rpms/x86_64/a-1-1.x86_64.rpm",
+        "rpms/x86_64/a-debuginfo-1-1.x86_64.rpm",
+        "srpms/a-1-1.src.rpm",
+    ]
+    target = out / "rpms" / "x86_64" / "a-1-1.x86_64.rpm"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    inode = target.stat().st_ino
+    outrepo.collect(out, _fake_rpms(tmp_path, ["a-1-1.x86_64.rpm"], b"rebuilt"))
+    assert target.read_bytes() == b"rebuilt"
+    assert target.stat().st_ino != inode  # replaced by rename, not rewritten in place
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_collect_checks_every_name_before_copying(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(outrepo.OutputRepoError):
+        outrepo.collect(out, _fake_rpms(tmp_path, ["a-1-1.x86_64.rpm", "README"]))
+    assert not (out / "rpms").exists()
+
+
+def test_concurrent_collects(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            src = tmp_path / f"w{i}"
+            src.mkdir()
+            files = []
+            for j in range(20):
+                f = src / f"p{i}-{j}-1.{'noarch' if j % 2 else 'x86_64'}.rpm"
+                f.write_bytes(os.urandom(64 * 1024))
+                files.append(f)
+            outrepo.collect(out, files)
+            outrepo.collect_files(out, f"pkg{i % 3}", src)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(list((out / "rpms").rglob("*.rpm"))) == 160
+    for i in range(3):
+        assert len(list((out / "files" / f"pkg{i}").iterdir())) == 20
+    assert sorted(p.name for p in (out / "files").iterdir()) == ["pkg0", "pkg1", "pkg2"]
+
+
+def test_collect_files_swaps_the_whole_tree(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = tmp_path / "first"
+    (first / "docs").mkdir(parents=True)
+    (first / "docs" / "index.html").write_text("1")
+    (first / ".hidden").write_text("h")
+    (first / "link").symlink_to("docs/index.html")
+    assert outrepo.collect_files(out, "web", first) == [
+        "files/web/.hidden",
+        "files/web/docs/index.html",
+        "files/web/link",
+    ]
+    dest = out / "files" / "web"
+    assert (dest / "link").is_symlink()
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "new.txt").write_text("2")
+    assert outrepo.collect_files(out, "web", second) == ["files/web/new.txt"]
+    assert sorted(p.name for p in dest.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in (out / "files").iterdir()) == ["web"]
+
+
+def test_refresh_without_repositories_does_nothing(tmp_path: Path) -> None:
+    assert outrepo.refresh_metadata(tmp_path / "out") == []
+
+
+def test_refresh_failure_names_the_repository(tmp_path: Path, fp: Any) -> None:
+    out = tmp_path / "out"
+    (out / "rpms").mkdir(parents=True)
+    fp.register(["createrepo_c", fp.any()], returncode=2, stderr="Critical: disk on fire")
+    with pytest.raises(proc.ProcessError) as info:
+        outrepo.refresh_metadata(out)
+    assert str(info.value) == (f"createrepo_c on {out / 'rpms'} exited 2: Critical: disk on fire")
+
+
+def _primary_names(repo: Path) -> list[str]:
+    repomd = (repo / "repodata" / "repomd.xml").read_text()
+    href = re.search(r'href="(repodata/[^"]*primary\.xml\.gz)"', repomd)
+    assert href is not None, repomd
+    xml = gzip.decompress((repo / href.group(1)).read_bytes()).decode()
+    return sorted(re.findall(r"<name>([^<]+)</name>", xml))
+
+
+@pytest.mark.rpm
+@needs_rpmbuild
+@needs_createrepo
+def test_refresh_metadata_with_real_rpms(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    outrepo.collect(out, build_plain_rpm(tmp_path / "one", "one"))
+    assert outrepo.refresh_metadata(out) == [out / "rpms", out / "srpms"]
+    assert _primary_names(out / "rpms") == ["one"]
+    assert _primary_names(out / "srpms") == ["one"]
+
+    # A second wave: --update adds the new package, concurrent refreshes wait for each other.
+    outrepo.collect(out, build_plain_rpm(tmp_path / "two", "two"))
+    errors: list[BaseException] = []
+
+    def refresh() -> None:
+        try:
+            outrepo.refresh_metadata(out)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=refresh) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert _primary_names(out / "rpms") == ["one", "two"]
+    assert _primary_names(out / "srpms") == ["one", "two"]

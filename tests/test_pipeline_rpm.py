@@ -1,0 +1,414 @@
+"""The rpm pipeline with real git repositories and the real rpmbuild (mock is faked)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rpmtools import (
+    commit_files,
+    hello_spec,
+    init_repo,
+    make_context,
+    make_package,
+    needs_createrepo,
+    needs_rpmbuild,
+    rpm_payload,
+    rpm_query,
+    vercmp,
+    write_files,
+)
+
+from superbuild import outrepo
+from superbuild.pipelines import (
+    BuildContext,
+    PackageBuild,
+    PipelineFailed,
+    SourceUnavailable,
+    run_package,
+)
+from superbuild.pipelines.rpm import SpecError, add_provenance, set_version
+
+QF = "%{NAME} %{VERSION} %{RELEASE} %{VCS}"
+
+
+@pytest.fixture
+def hello_repo(tmp_path: Path) -> tuple[Path, list[str]]:
+    """Two commits (A, B) of a spec package; the work tree is dirty and ahead of A."""
+    repo = init_repo(tmp_path / "src" / "hello")
+    a = commit_files(
+        repo,
+        {"hello.spec": hello_spec(), "payload.txt": "payload at A\n", "hello.conf": "conf A\n"},
+        "A",
+    )
+    b = commit_files(repo, {"payload.txt": "payload at B\n"}, "B")
+    write_files(repo, {"payload.txt": "dirty work tree\n", "untracked.txt": "x\n"})
+    return repo, [a, b]
+
+
+def build(tmp_path: Path, repo: Path, commit: str, run: str = "run1", **kw: Any) -> PackageBuild:
+    package = kw.pop("package", None) or make_package()
+    return run_package(make_context(tmp_path, package, commit, repo, run=run, **kw))
+
+
+# --------------------------------------------------------------------------- real builds
+
+
+@pytest.mark.rpm
+@needs_rpmbuild
+@needs_createrepo
+def test_builds_the_recorded_commit_not_the_work_tree(
+    tmp_path: Path, hello_repo: tuple[Path, list[str]]
+) -> None:
+    repo, (a, _) = hello_repo
+    result = build(tmp_path, repo, a)
+
+    release = f"1.1.g{a[:7]}"
+    assert result.artifacts == [
+        f"rpms/noarch/hello-1.0-{release}.noarch.rpm",
+        f"srpms/hello-1.0-{release}.src.rpm",
+    ]
+    assert (result.version, result.release) == ("1.0", release)
+    assert list(result.stage_durations) == ["source", "srpm", "rpm", "collect"]
+    out = tmp_path / "output"
+    binary, source = (out / a for a in result.artifacts)
+    assert rpm_query(binary, QF) == f"hello 1.0 {release} {a}"
+    assert rpm_query(source, QF) == f"hello 1.0 {release} {a}"
+    payload = rpm_payload(binary)
+    assert payload["/usr/share/hello/payload.txt"] == b"payload at A\n"
+    assert payload["/usr/share/hello/hello.conf"] == b"conf A\n"
+    # The submodule's work tree was not touched.
+    assert (repo / "payload.txt").read_text() == "dirty work tree\n"
+    logs = Path(result.log_dir)
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "collect.log",
+        "rpm.log",
+        "source.log",
+        "srpm.log",
+    ]
+    assert b"Wrote:" in (logs / "srpm.log").read_bytes()
+
+    assert outrepo.refresh_metadata(out) == [out / "rpms", out / "srpms"]
+    assert (out / "rpms" / "repodata" / "repomd.xml").is_file()
+    assert (out / "srpms" / "repodata" / "repomd.xml").is_file()
+    assert not [p for p in out.rglob("*.tmp")]
+
+
+@pytest.mark.rpm
+@needs_rpmbuild
+def test_descendant_commit_release_sorts_newer(
+    tmp_path: Path, hello_repo: tuple[Path, list[str]]
+) -> None:
+    repo, (a, b) = hello_repo
+    old = build(tmp_path, repo, a, run="old")
+    new = build(tmp_path, repo, b, run="new")
+    assert old.release == f"1.1.g{a[:7]}"
+    assert new.release == f"1.2.g{b[:7]}"
+    assert new.release is not None and old.release is not None
+    assert vercmp(new.release, old.release) == 1
+    assert vercmp(f"1.0-{new.release}", f"1.0-{old.release}") == 1
+    binary = tmp_path / "output" / new.artifacts[0]
+    assert rpm_payload(binary)["/usr/share/hello/payload.txt"] == b"payload at B\n"
+
+
+@pytest.mark.rpm
+@needs_rpmbuild
+def test_spec_path_version_override_and_subdir_sources(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "src" / "hello")
+    spec = hello_spec(release="3%{?dist}").replace(
+        "Source0:        %{name}-%{version}.tar.gz",
+        "Source0:        https://example.invalid/v%{version}.tar.gz",
+    )
+    commit = commit_files(
+        repo,
+        {
+            "packaging/hello.spec": spec,
+            "packaging/hello.conf": "conf\n",
+            "payload.txt": "p\n",
+            "other.spec": "not this one\n",
+        },
+    )
+    package = make_package(spec="packaging/hello.spec", version="2.5")
+    result = build(tmp_path, repo, commit, package=package)
+    assert result.version == "2.5"
+    assert result.release == f"3.1.g{commit[:7]}"
+    binary = tmp_path / "output" / result.artifacts[0]
+    assert rpm_query(binary, "%{VERSION}") == "2.5"
+    assert rpm_payload(binary)["/usr/share/hello/hello.conf"] == b"conf\n"
+    sources = rpm_query(tmp_path / "output" / result.artifacts[1], "[%{SOURCE}\n]").split()
+    assert sorted(sources) == ["hello.conf", "v2.5.tar.gz"]
+
+
+@pytest.mark.rpm
+@needs_rpmbuild
+def test_build_does_not_read_the_callers_stdin(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "src" / "hello")
+    spec = hello_spec(build="cat\necho build-finished")
+    commit = commit_files(repo, {"hello.spec": spec, "payload.txt": "p\n", "hello.conf": "c\n"})
+    package = make_package(timeouts=(("*", 60.0),))
+
+    r, w = os.pipe()
+    os.write(w, b"the caller's data\n")
+    os.close(w)
+    saved = os.dup(0)
+    os.dup2(r, 0)
+    os.close(r)
+    try:
+        result = build(tmp_path, repo, commit, package=package)
+        leftover = os.read(0, 100)
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+    assert leftover == b"the caller's data\n"
+    log = (Path(result.log_dir) / "rpm.log").read_bytes()
+    assert b"build-finished" in log
+    assert b"the caller's data" not in log
+
+
+@pytest.mark.rpm
+@needs_rpmbuild
+def test_failing_build_names_stage_and_log(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "src" / "hello")
+    spec = hello_spec(build="echo compiler exploded >&2\nexit 3")
+    commit = commit_files(repo, {"hello.spec": spec, "payload.txt": "p\n", "hello.conf": "c\n"})
+    ctx = make_context(tmp_path, make_package(), commit, repo)
+    with pytest.raises(PipelineFailed) as info:
+        run_package(ctx)
+    exc = info.value
+    log = ctx.log_dir / "rpm.log"
+    assert exc.stage == "rpm"
+    assert exc.log == log
+    assert exc.package == "hello"
+    assert str(exc) == f"hello: rpm stage failed (exit 1) in rpmbuild --rebuild, see {log}"
+    assert b"compiler exploded" in log.read_bytes()
+    assert not (tmp_path / "output" / "rpms").exists()
+    copy = pickle.loads(pickle.dumps(exc))
+    assert (str(copy), copy.stage, copy.log, copy.package) == (str(exc), "rpm", log, "hello")
+
+
+@pytest.mark.rpm
+@needs_rpmbuild
+def test_stage_timeout_stops_the_build(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "src" / "hello")
+    spec = hello_spec(build="sleep 30")
+    commit = commit_files(repo, {"hello.spec": spec, "payload.txt": "p\n", "hello.conf": "c\n"})
+    package = make_package(timeouts=(("rpm", 1.0),))
+    start = time.monotonic()
+    with pytest.raises(PipelineFailed, match=r"hello: rpm stage failed: .*timed out after 1s"):
+        build(tmp_path, repo, commit, package=package)
+    assert time.monotonic() - start < 15
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def test_missing_commit_names_the_submodule_and_the_fix(
+    tmp_path: Path, hello_repo: tuple[Path, list[str]]
+) -> None:
+    repo, _ = hello_repo
+    missing = "deadbeef" * 5
+    for source_repo in (repo, tmp_path / "absent", tmp_path / "empty-uninitialised"):
+        (tmp_path / "empty-uninitialised").mkdir(exist_ok=True)
+        with pytest.raises(SourceUnavailable) as info:
+            build(tmp_path, source_repo, missing)
+        message = str(info.value)
+        assert "\n" not in message
+        assert "repos/hello" in message
+        assert message.endswith("run git submodule update --init repos/hello")
+        assert info.value.stage == "source"
+
+
+def test_spec_must_be_unique_at_the_top(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "src" / "hello")
+    none = commit_files(repo, {"README": "no spec\n", "sub/x.spec": "deeper\n"})
+    with pytest.raises(PipelineFailed, match=r"no \*\.spec file at the top of repos/hello"):
+        build(tmp_path, repo, none, run="a")
+    two = commit_files(repo, {"a.spec": "a\n", "b.spec": "b\n"})
+    with pytest.raises(PipelineFailed, match=r"several spec files .*\(a\.spec, b\.spec\)"):
+        build(tmp_path, repo, two, run="b")
+    package = make_package(spec="packaging/missing.spec")
+    with pytest.raises(PipelineFailed, match=r"spec packaging/missing\.spec .* is not in"):
+        build(tmp_path, repo, two, run="c", package=package)
+
+
+def test_unknown_builder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="unknown builder 'docker'"):
+        build(tmp_path, tmp_path, "0" * 40, builder="docker")
+
+
+def test_context_pickles(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, make_package(env=(("A", "b"),)), "a" * 40, tmp_path)
+    ctx = BuildContext(**{**ctx.__dict__, "extra_repos": (tmp_path / "r",), "sign_key": "K"})
+    assert pickle.loads(pickle.dumps(ctx)) == ctx
+
+
+# --------------------------------------------------------------------------- spec rewriting
+
+C = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_provenance_keeps_dist_last_and_adds_vcs() -> None:
+    spec = "Name: x\nRelease:        2%{?dist}\nLicense: MIT\n%description\nRelease: 9\n"
+    assert add_provenance(spec, C, 12) == (
+        f"Name: x\nRelease:        2.12.g0123456%{{?dist}}\nVCS:            {C}\n"
+        "License: MIT\n%description\nRelease: 9\n"
+    )
+
+
+def test_provenance_replaces_existing_vcs_and_ignores_case() -> None:
+    spec = "VCS: git:old\nname: x\nrelease:\t%{rel} \n%package devel\nRelease: 5\n"
+    assert add_provenance(spec, C, 3) == (
+        f"VCS: {C}\nname: x\nrelease:\t%{{rel}}.3.g0123456 \n%package devel\nRelease: 5\n"
+    )
+
+
+def test_provenance_and_version_need_their_lines() -> None:
+    with pytest.raises(SpecError, match="no Release"):
+        add_provenance("Name: x\n%description\nRelease: 1\n", C, 1)
+    assert set_version("Version: 1.0\n%changelog\nVersion: 3\n", "2.0") == (
+        "Version: 2.0\n%changelog\nVersion: 3\n"
+    )
+    with pytest.raises(SpecError, match="no Version"):
+        set_version("Name: x\n", "2.0")
+
+
+# --------------------------------------------------------------------------- signing
+
+
+@pytest.fixture
+def gpg_home() -> Iterator[tuple[str, str]]:
+    """A throwaway passphrase-less signing key in a temporary GNUPGHOME (short path)."""
+    if not (shutil.which("gpg") and shutil.which("rpmsign")):
+        pytest.skip("SKIPPED LOUDLY: gpg or rpmsign missing, signing is NOT tested")
+    home = tempfile.mkdtemp(prefix="sbgpg")
+    env = {**os.environ, "GNUPGHOME": home}
+    user = "Superbuild Test Signer <signer@example.invalid>"
+    subprocess.run(
+        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", user, "ed25519", "sign", "never"],
+        env=env,
+        check=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        yield home, user
+    finally:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.rpm
+@needs_rpmbuild
+def test_signing_with_a_throwaway_key(
+    tmp_path: Path, hello_repo: tuple[Path, list[str]], gpg_home: tuple[str, str]
+) -> None:
+    repo, (a, _) = hello_repo
+    home, user = gpg_home
+    result = build(tmp_path, repo, a, sign_key=user, gpg_home=home)
+    assert "sign" in result.stage_durations
+    pub = tmp_path / "pub.asc"
+    pub.write_bytes(
+        subprocess.run(
+            ["gpg", "--armor", "--export", user],
+            env={**os.environ, "GNUPGHOME": home},
+            check=True,
+            capture_output=True,
+        ).stdout
+    )
+    db = tmp_path / "rpmdb"
+    db.mkdir()
+    subprocess.run(["rpmkeys", "--dbpath", db, "--import", pub], check=True)
+    for artifact in result.artifacts:
+        out = subprocess.run(
+            ["rpmkeys", "--dbpath", db, "--checksig", tmp_path / "output" / artifact],
+            check=True,
+            capture_output=True,
+        ).stdout.decode()
+        assert "signatures OK" in out, out
+
+
+# --------------------------------------------------------------------------- mock (faked)
+
+
+def _fake_mock(process: Any) -> None:
+    argv = [os.fspath(a) for a in process.args]
+    result_dir = Path(argv[argv.index("--resultdir") + 1])
+    srpm = Path(argv[argv.index("--rebuild") + 1])
+    stem = srpm.name.removesuffix(".src.rpm")
+    (result_dir / f"{stem}.fc40.src.rpm").write_bytes(srpm.read_bytes())
+    (result_dir / f"{stem}.fc40.noarch.rpm").write_bytes(b"not really an rpm")
+    (result_dir / "build.log").write_text("Executing(%build)\nerror: fake mock failure line\n")
+    (result_dir / "root.log").write_text("installing BuildRequires\n")
+
+
+@pytest.mark.rpm
+@needs_rpmbuild
+def test_mock_command_line(tmp_path: Path, hello_repo: tuple[Path, list[str]], fp: Any) -> None:
+    fp.allow_unregistered(True)
+    fp.register(["mock", fp.any()], callback=_fake_mock)
+    repo, (a, _) = hello_repo
+    this_run = tmp_path / "output" / "rpms"
+    (this_run / "repodata").mkdir(parents=True)
+    (this_run / "repodata" / "repomd.xml").write_text("<repomd/>")
+    not_yet = tmp_path / "other-repo"
+    ctx = make_context(
+        tmp_path,
+        make_package(),
+        a,
+        repo,
+        builder="mock",
+        mock_config="fedora-40-x86_64",
+        extra_repos=(this_run, not_yet),
+    )
+    result = run_package(ctx)
+
+    [call] = [c for c in fp.calls if c[0] == "mock"]
+    srpm = ctx.work_dir / "rpmbuild-srpm" / "SRPMS" / f"hello-1.0-1.1.g{a[:7]}.src.rpm"
+    assert [os.fspath(c) for c in call] == [
+        "mock",
+        "-r",
+        "fedora-40-x86_64",
+        "--rebuild",
+        os.fspath(srpm),
+        "--resultdir",
+        os.fspath(ctx.work_dir / "mock-result"),
+        "--uniqueext",
+        "superbuild-hello",
+        "--addrepo",
+        this_run.resolve().as_uri(),
+    ]
+    release = f"1.1.g{a[:7]}.fc40"
+    assert result.release == release
+    assert result.artifacts == [
+        f"rpms/noarch/hello-1.0-{release}.noarch.rpm",
+        f"srpms/hello-1.0-{release}.src.rpm",
+    ]
+    assert (ctx.log_dir / "mock-build.log").is_file()
+    assert (ctx.log_dir / "mock-root.log").is_file()
+    assert b"no repodata yet" in (ctx.log_dir / "rpm.log").read_bytes()
+
+
+@pytest.mark.rpm
+@needs_rpmbuild
+def test_mock_failure_shows_its_build_log(
+    tmp_path: Path, hello_repo: tuple[Path, list[str]], fp: Any
+) -> None:
+    fp.allow_unregistered(True)
+    fp.register(["mock", fp.any()], callback=_fake_mock, returncode=30)
+    repo, (a, _) = hello_repo
+    ctx = make_context(tmp_path, make_package(mock_config="epel-9-x86_64"), a, repo, builder="mock")
+    with pytest.raises(PipelineFailed, match=r"hello: rpm stage failed \(exit 30\) in mock"):
+        run_package(ctx)
+    [call] = [c for c in fp.calls if c[0] == "mock"]
+    assert list(call[:3]) == ["mock", "-r", "epel-9-x86_64"]
+    assert "--addrepo" not in call
+    assert b"error: fake mock failure line" in (ctx.log_dir / "rpm.log").read_bytes()
+    assert not (tmp_path / "output" / "rpms").exists()
