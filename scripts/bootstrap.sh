@@ -20,17 +20,17 @@ command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install Python >= 3.1
 
 if [ "$want_rpm" = 1 ]; then
   missing=()
-  for tool in rpmbuild rpmspec rpmsign createrepo_c gpg; do
+  for tool in rpmbuild rpmspec rpmsign createrepo_c gpg cpio; do
     command -v "$tool" >/dev/null || missing+=("$tool")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-      echo "bootstrap: installing ${missing[*]} (Debian packages rpm createrepo-c gnupg)"
+      echo "bootstrap: installing ${missing[*]} (Debian packages rpm createrepo-c gnupg cpio)"
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -qq >/dev/null
-      apt-get install -y -qq rpm createrepo-c gnupg >/dev/null
+      apt-get install -y -qq rpm createrepo-c gnupg cpio >/dev/null
     elif command -v dnf >/dev/null && [ "$(id -u)" = 0 ]; then
-      dnf install -y -q rpm-build rpm-sign createrepo_c gnupg2
+      dnf install -y -q rpm-build rpm-sign createrepo_c gnupg2 cpio
     else
       echo "bootstrap: WARNING: ${missing[*]} missing and no apt-get/dnf as root:" >&2
       echo "bootstrap: WARNING: the RPM tests will be SKIPPED and the demo cannot build RPMs." >&2

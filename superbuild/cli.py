@@ -107,6 +107,41 @@ def build_parser() -> argparse.ArgumentParser:
     _add_range(p)
     _add_selection(p)
     p.add_argument("--format", choices=["text", "json"], default="text")
+
+    p = verbs.add_parser("build", help="build the selected packages in dependency order")
+    _add_repo(p)
+    _add_range(p)
+    _add_selection(p)
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="packages built at a time (default: settings jobs, else the CPU count)",
+    )
+    p.add_argument(
+        "--builder",
+        choices=["rpmbuild", "mock"],
+        help="rpm pipeline: what builds binary RPMs "
+        "(default: the manifest or settings, else mock if installed, else rpmbuild)",
+    )
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        help="the output repository (default: settings output, else .superbuild/output)",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="after a failure, build what does not depend on it (the default)",
+    )
+    mode.add_argument(
+        "--fail-fast", action="store_true", help="stop everything at the first failure"
+    )
+    p.add_argument("--report", metavar="FILE", help="write a JSON report to FILE")
+    p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and build nothing")
     return parser
 
 
@@ -180,7 +215,14 @@ def _plan(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _build(args: argparse.Namespace) -> int:
+    from superbuild.commands.build import run
+
+    return run(args)
+
+
 _VERBS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "build": _build,
     "changed": _changed,
     "graph": _graph,
     "plan": _plan,

@@ -1,0 +1,312 @@
+"""Run a DAG of jobs on an executor, longest critical path first.
+
+No CLI, no RPM: :func:`run_jobs` takes :class:`Job` records (a module-level function and
+its arguments, so that a remote executor can pickle them), starts each one as soon as
+every dependency among the jobs has succeeded, at most ``parallel`` at a time, and
+returns one :class:`Outcome` per job.  Progress is reported to observers as
+:mod:`superbuild.events` records; nothing here prints.
+
+Cost: O((V + E) log V) for V jobs and E dependencies.  The loop never scans all jobs
+and never polls: it blocks in :meth:`Executor.wait` for the next completion.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from superbuild.errors import CycleError, Interrupted, SuperbuildError
+from superbuild.events import (
+    Event,
+    JobCancelled,
+    JobFinished,
+    JobSkipped,
+    JobStarted,
+    Observer,
+)
+from superbuild.graph import DependencyGraph
+
+if TYPE_CHECKING:
+    from superbuild.executors import Executor
+
+Status = Literal["succeeded", "failed", "skipped", "cancelled"]
+
+
+@dataclass
+class JobResult:
+    """What a job's function returns."""
+
+    status: Literal["succeeded", "failed"]
+    reason: str = ""
+    artifacts: list[str] = field(default_factory=list)
+    log: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: ``fn(*args)`` once ``dependencies`` (job ids) have succeeded.
+
+    ``fn`` should be a module-level function and ``args`` picklable, so that a remote
+    executor can ship the job.  ``weight`` is the expected duration (e.g. from past
+    runs); it only orders the ready jobs.  Dependencies that are not jobs of the same
+    run count as already built.
+    """
+
+    id: str
+    dependencies: frozenset[str]
+    fn: Callable[..., JobResult]
+    args: tuple[Any, ...] = ()
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one job ended.  ``started``/``finished`` are epoch seconds (None if it never ran).
+
+    ``exception`` is what the job's function raised (its ``result`` is then None).
+    """
+
+    status: Status
+    reason: str = ""
+    duration_s: float = 0.0
+    result: JobResult | None = None
+    started: float | None = None
+    finished: float | None = None
+    exception: BaseException | None = None
+
+
+class OnError(enum.Enum):
+    """What a failed job does to the rest of the run."""
+
+    #: ``--keep-going``: skip the failed job's dependents, run everything else.
+    continue_ = "continue"
+    #: ``--fail-fast``: cancel the running jobs and skip those not started.
+    interrupt = "interrupt"
+
+
+class RunResult(dict[str, Outcome]):
+    """:class:`Outcome` per job id, in the order of the ``jobs`` given to :func:`run_jobs`.
+
+    ``interrupted`` is True when Ctrl-C (or SIGTERM, turned into KeyboardInterrupt) stopped
+    the run; the caller should then exit 130.
+    """
+
+    def __init__(
+        self, outcomes: Iterable[tuple[str, Outcome]] = (), *, interrupted: bool = False
+    ) -> None:
+        super().__init__(outcomes)
+        self.interrupted = interrupted
+
+    @property
+    def ok(self) -> bool:
+        """Every job succeeded and the run was not interrupted."""
+        return not self.interrupted and all(o.status == "succeeded" for o in self.values())
+
+    def with_status(self, *statuses: Status) -> list[str]:
+        """Ids of the jobs that ended with one of ``statuses``."""
+        return [job_id for job_id, o in self.items() if o.status in statuses]
+
+    def __repr__(self) -> str:
+        return f"RunResult({dict.__repr__(self)}, interrupted={self.interrupted})"
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for a job failure: a SuperbuildError's message, else ``Type: message``."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if isinstance(exc, SuperbuildError):
+        return "; ".join(lines) or type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def run_jobs(
+    jobs: Mapping[str, Job],
+    executor: Executor,
+    *,
+    parallel: int,
+    on_error: OnError = OnError.continue_,
+    observers: Iterable[Observer] = (),
+) -> RunResult:
+    """Run ``jobs`` on ``executor``, at most ``parallel`` at a time, and say how each ended.
+
+    Ready jobs start longest remaining critical path first (ties by id).  A job whose
+    function raises fails with a one-line reason.  On KeyboardInterrupt the executor is
+    cancelled, unfinished jobs become ``cancelled`` and the result has ``interrupted``
+    set (nothing is re-raised).  The caller owns (and closes) ``executor``.
+
+    Raises :class:`CycleError` if the jobs' dependencies form a cycle, ValueError on
+    ``parallel < 1`` or a key that is not its job's id.
+    """
+    if parallel < 1:
+        raise ValueError(f"parallel must be at least 1, not {parallel}")
+    for key, job in jobs.items():
+        if key != job.id:
+            raise ValueError(f"job {job.id!r} is stored under the key {key!r}")
+    graph = DependencyGraph({job_id: job.dependencies for job_id, job in jobs.items()})
+    try:
+        priority = graph.critical_paths(jobs.keys(), lambda job_id: jobs[job_id].weight)
+    except ValueError:
+        cycle = graph.find_cycle() or sorted(jobs)
+        raise CycleError(f"dependency cycle between jobs: {' -> '.join(cycle)}") from None
+    run = _Run(
+        jobs,
+        graph,
+        priority,
+        executor,
+        parallel=parallel,
+        on_error=on_error,
+        observers=tuple(observers),
+    )
+    return run.run()
+
+
+class _Run:
+    """The state of one :func:`run_jobs` call."""
+
+    def __init__(
+        self,
+        jobs: Mapping[str, Job],
+        graph: DependencyGraph,
+        priority: dict[str, float],
+        executor: Executor,
+        *,
+        parallel: int,
+        on_error: OnError,
+        observers: tuple[Observer, ...],
+    ) -> None:
+        self.jobs = jobs
+        self.dependents = graph.required_by
+        self.priority = priority
+        self.executor = executor
+        self.parallel = parallel
+        self.on_error = on_error
+        self.observers = observers
+        #: Dependencies (among the jobs) each job still waits for.
+        self.waiting = {job_id: len(reqs) for job_id, reqs in graph.requires.items()}
+        self.ready = [(-priority[j], j) for j, n in self.waiting.items() if n == 0]
+        heapq.heapify(self.ready)
+        #: Job id -> (epoch, monotonic) start time, for jobs handed to the executor.
+        self.running: dict[str, tuple[float, float]] = {}
+        self.outcomes: dict[str, Outcome] = {}
+
+    def emit(self, event: Event) -> None:
+        for observer in self.observers:
+            observer(event)
+
+    def run(self) -> RunResult:
+        try:
+            interrupted = self.loop()
+            if interrupted:
+                self.stop("interrupted", "not started: interrupted", skip_pending=False)
+        except KeyboardInterrupt:
+            self.stop("interrupted", "not started: interrupted", skip_pending=False)
+            interrupted = True
+        except BaseException:
+            # A bug (an observer or the executor raised): leave no job running behind.
+            self.executor.cancel()
+            raise
+        return RunResult(((j, self.outcomes[j]) for j in self.jobs), interrupted=interrupted)
+
+    def loop(self) -> bool:
+        """Run until no job can start; True if a job reported an interruption."""
+        ready, running = self.ready, self.running
+        while True:
+            while ready and len(running) < self.parallel:
+                self.start(heapq.heappop(ready)[1])
+            if not running:
+                return False
+            first_failure = None
+            interrupted = False
+            for job_id, result, duration in self.executor.wait():
+                if isinstance(result, (Interrupted, KeyboardInterrupt)):
+                    interrupted = True  # proc.terminate_all() ran: the build is stopping
+                elif not self.finish(job_id, result, duration) and first_failure is None:
+                    first_failure = job_id
+            if interrupted:
+                return True
+            if first_failure is not None and self.on_error is OnError.interrupt:
+                self.stop(
+                    f"--fail-fast after {first_failure} failed",
+                    f"not started: --fail-fast after {first_failure} failed",
+                    skip_pending=True,
+                )
+                return False
+
+    def start(self, job_id: str) -> None:
+        now = time.time()
+        self.running[job_id] = (now, time.monotonic())
+        self.emit(JobStarted(job_id, now))
+        self.executor.submit(self.jobs[job_id], self.priority[job_id])
+
+    def finish(self, job_id: str, result: JobResult | BaseException, duration: float) -> bool:
+        """Record a completion; True if the job succeeded."""
+        exception = None
+        if isinstance(result, JobResult):
+            job_result: JobResult | None = result
+            status, reason = result.status, result.reason
+            if status not in ("succeeded", "failed"):
+                status, reason = "failed", f"job returned the status {status!r}"
+        elif isinstance(result, BaseException):
+            job_result, exception = None, result
+            status, reason = "failed", describe_exception(result)
+        else:  # a job function that broke its contract
+            job_result = None
+            status, reason = "failed", f"job returned {type(result).__name__}, not a JobResult"
+        if status == "failed" and not reason:
+            reason = "failed"
+        started = self.running[job_id][0]
+        self.outcomes[job_id] = Outcome(
+            status, reason, duration, job_result, started, time.time(), exception
+        )
+        del self.running[job_id]
+        self.emit(JobFinished(job_id, status, reason, duration, job_result, exception))
+        if status == "succeeded":
+            for dependent in self.dependents[job_id]:
+                self.waiting[dependent] -= 1
+                if self.waiting[dependent] == 0 and dependent not in self.outcomes:
+                    heapq.heappush(self.ready, (-self.priority[dependent], dependent))
+            return True
+        if self.on_error is OnError.continue_:
+            self.skip_dependents(job_id)
+        return False
+
+    def skip_dependents(self, failed: str) -> None:
+        """Mark every job downstream of ``failed`` skipped (none of them can have started)."""
+        reason = f"dependency {failed} failed"
+        skipped = []
+        todo = list(self.dependents[failed])
+        while todo:
+            job_id = todo.pop()
+            if job_id in self.outcomes:
+                continue
+            self.outcomes[job_id] = Outcome("skipped", reason)
+            skipped.append(job_id)
+            todo.extend(self.dependents[job_id])
+        for job_id in sorted(skipped):
+            self.emit(JobSkipped(job_id, reason))
+
+    def stop(self, running_reason: str, pending_reason: str, *, skip_pending: bool) -> None:
+        """Cancel the executor; running jobs become cancelled, the others skipped/cancelled."""
+        self.executor.cancel()
+        now, mono = time.time(), time.monotonic()
+        for job_id, (started, started_mono) in sorted(self.running.items()):
+            if job_id not in self.outcomes:
+                outcome = Outcome(
+                    "cancelled", running_reason, mono - started_mono, None, started, now
+                )
+                self.outcomes[job_id] = outcome
+                self.emit(JobCancelled(job_id, running_reason))
+        self.running.clear()
+        self.ready.clear()
+        for job_id in self.jobs:
+            if job_id not in self.outcomes:
+                if skip_pending:
+                    self.outcomes[job_id] = Outcome("skipped", pending_reason)
+                    self.emit(JobSkipped(job_id, pending_reason))
+                else:
+                    self.outcomes[job_id] = Outcome("cancelled", pending_reason)
+                    self.emit(JobCancelled(job_id, pending_reason))
