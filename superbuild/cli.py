@@ -40,7 +40,14 @@ def _add_range(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--base",
         metavar="REV",
-        help="compare against the merge-base of REV and --head (default: head's first parent)",
+        help="compare against the merge-base of REV and --head (default: head's first parent); "
+        "'green': the last green commit of this branch (superbuild mark-green)",
+    )
+    p.add_argument(
+        "--since-last-success",
+        action="store_true",
+        help="affected = packages whose recorded commit differs from their last successful "
+        "build (the build state), plus their dependents",
     )
     p.add_argument(
         "--head", metavar="REV", default="HEAD", help="the commit to analyse (default: HEAD)"
@@ -92,8 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("changed", help="which submodules, manifests and packages changed")
     _add_repo(p)
     _add_range(p)
-    p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "github", "lines"],
+        default="text",
+        help="text (people), json, github ($GITHUB_OUTPUT packages= and waves=), "
+        "lines (one affected package per line)",
+    )
     p.add_argument("--why", metavar="PACKAGE", help="explain why PACKAGE is affected")
+    p.add_argument(
+        "--exit-code", action="store_true", help="exit 1 when a package is affected, else 0"
+    )
 
     p = verbs.add_parser("graph", help="the dependency graph of --head")
     _add_repo(p)
@@ -142,6 +158,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="FILE", help="write a JSON report to FILE")
     p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
     p.add_argument("--dry-run", action="store_true", help="print the plan and build nothing")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="rebuild what the last run did not finish (failed, skipped, cancelled)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=["local", "dask"],
+        help="where jobs run (default: settings executor, $SUPERBUILD_EXECUTOR, else local)",
+    )
+    p.add_argument(
+        "--scheduler-address",
+        metavar="ADDR",
+        help="dask: the scheduler to connect to, e.g. tcp://10.0.0.5:8786 "
+        "(default: $SUPERBUILD_SCHEDULER_ADDRESS, else an embedded LocalCluster)",
+    )
+
+    p = verbs.add_parser("status", help="each package: recorded commit, checkout, last build")
+    _add_repo(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = verbs.add_parser("hook", help="install, uninstall or run the git pre-push hook")
+    _add_repo(p)
+    hook = p.add_subparsers(dest="hook_action", metavar="ACTION", parser_class=_Parser)
+    hook.required = True
+    h = hook.add_parser("install", help="install the pre-push hook (honours core.hooksPath)")
+    _add_repo(h)
+    h.add_argument("--force", action="store_true", help="replace a hook superbuild did not write")
+    h = hook.add_parser("uninstall", help="remove the pre-push hook superbuild installed")
+    _add_repo(h)
+    h = hook.add_parser("run", help="run the pre-push checks (git calls this; reads stdin)")
+    _add_repo(h)
+    h.add_argument("remote", nargs="?", default="", help="the remote's name (from git)")
+    h.add_argument("url", nargs="?", default="", help="the remote's URL (from git)")
+    h.add_argument(
+        "--remote-check",
+        action="store_true",
+        help="ask each submodule's remote (git ls-remote) instead of remote-tracking refs",
+    )
+
+    p = verbs.add_parser(
+        "mark-green", help="record --head as the last green commit of its branch (a git ref)"
+    )
+    _add_repo(p)
+    p.add_argument("--head", metavar="REV", default="HEAD", help="the green commit (default: HEAD)")
+    p.add_argument("--branch", metavar="NAME", help="the branch (default: the current branch)")
+    p.add_argument("--push", metavar="REMOTE", help="also push the ref to REMOTE")
     return parser
 
 
@@ -221,7 +284,28 @@ def _build(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _status(args: argparse.Namespace) -> int:
+    from superbuild.commands.status import run
+
+    return run(args)
+
+
+def _hook(args: argparse.Namespace) -> int:
+    from superbuild.commands.hook import run
+
+    return run(args)
+
+
+def _mark_green(args: argparse.Namespace) -> int:
+    from superbuild.commands.green import run
+
+    return run(args)
+
+
 _VERBS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "status": _status,
+    "hook": _hook,
+    "mark-green": _mark_green,
     "build": _build,
     "changed": _changed,
     "graph": _graph,

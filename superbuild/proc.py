@@ -95,6 +95,13 @@ def _popen(
         raise ToolMissingError(f"{tool} not found: {hint}") from exc
     with _live_lock:
         _live.add(proc)
+        late = _cancelled.is_set()
+    if late:
+        # terminate_all() ran between the check above and Popen: it did not see this
+        # child, so stop it here rather than let it escape.
+        _stop(proc, grace=0.5)
+        _forget(proc)
+        raise Interrupted("interrupted")
     return proc
 
 
@@ -234,8 +241,8 @@ def terminate_all(grace: float = 2.0) -> None:
     Used on Ctrl-C / SIGTERM and on ``--fail-fast``: worker threads that try to start
     another step afterwards get :class:`Interrupted`.
     """
-    _cancelled.set()
     with _live_lock:
+        _cancelled.set()  # under the lock: a child registered after this sees the flag
         procs = list(_live)
     for proc in procs:
         _kill_group(proc, signal.SIGTERM)
