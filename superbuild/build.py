@@ -134,11 +134,21 @@ def new_run_id() -> str:
 def build_job(ctx: BuildContext) -> JobResult:
     """The job a worker runs for one package (module level: executors may pickle it)."""
     built: PackageBuild = run_package(ctx)
+    publish(ctx)
+    return job_result(built)
+
+
+def publish(ctx: BuildContext) -> None:
+    """After a package is collected: what dependents need to see it."""
     if ctx.builder == "mock" and ctx.package.pipeline == "rpm":
         # Dependents built by mock read this run's repository (--addrepo): publish now.
         from superbuild import outrepo
 
         outrepo.refresh_metadata(ctx.output)
+
+
+def job_result(built: PackageBuild) -> JobResult:
+    """What the scheduler records for a package that was built and collected."""
     return JobResult(
         status="succeeded",
         artifacts=list(built.artifacts),
