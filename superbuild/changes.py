@@ -25,6 +25,7 @@ from superbuild.manifest import (
 )
 
 Status = Literal["added", "deleted", "modified", "moved", "typechange"]
+Direction = Literal["forward", "backward", "sideways", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class Change:
     new_commit: str | None
     package: str | None = None
     old_path: str | None = None
+    direction: Direction | None = None  # for modified and moved submodules
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class Change:
             "status": self.status,
             "old_commit": self.old_commit,
             "new_commit": self.new_commit,
+            "direction": self.direction,
         }
 
 
@@ -176,7 +179,73 @@ def detect(repo: Path, rng: Range) -> ChangeSet:
     base_product = _load_base(repo, rng, product)
     result = _changeset(repo, rng, raw, product, base_product)
     result.links = links
+    result.changes = with_directions(repo, result.changes)
     return result
+
+
+def direction(sub_repo: Path, old: str, new: str) -> Direction:
+    """How a gitlink moved, judged in the submodule's own history.
+
+    ``forward``: new descends from old; ``backward``: new is an ancestor of old (a
+    revert of the bump); ``sideways``: neither (e.g. after a force-push in the
+    submodule); ``unknown``: the submodule is not initialized or lacks a commit.
+    """
+    if not (sub_repo / ".git").exists():
+        return "unknown"
+    result = g.git(sub_repo, "merge-base", old, new, check=False)
+    if result.returncode == 1:
+        return "sideways"  # both commits exist, no common history
+    if result.returncode != 0:
+        return "unknown"
+    base = result.stdout.decode().strip()
+    if base == old:
+        return "forward"
+    if base == new:
+        return "backward"
+    return "sideways"
+
+
+def with_directions(repo: Path, changes: list[Change]) -> list[Change]:
+    """Fill ``direction`` for modified and moved submodules, concurrently.
+
+    Only initialized submodules cost a process; the others are ``unknown`` at once.
+    """
+    import dataclasses
+
+    todo = [
+        c
+        for c in changes
+        if c.status in ("modified", "moved")
+        and c.old_commit
+        and c.new_commit
+        and c.old_commit != c.new_commit
+    ]
+    if not todo:
+        return changes
+
+    def judge(change: Change) -> Direction:
+        assert change.old_commit and change.new_commit
+        sub = repo / change.path
+        if not (sub / ".git").exists() and change.old_path:
+            sub = repo / change.old_path
+        return direction(sub, change.old_commit, change.new_commit)
+
+    live = [
+        c
+        for c in todo
+        if (repo / c.path / ".git").exists()
+        or (c.old_path and (repo / c.old_path / ".git").exists())
+    ]
+    found: dict[str, Direction] = {c.path: "unknown" for c in todo}
+    if live:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, len(live))) as pool:
+            for change, verdict in zip(live, pool.map(judge, live), strict=True):
+                found[change.path] = verdict
+    return [
+        dataclasses.replace(c, direction=found[c.path]) if c.path in found else c for c in changes
+    ]
 
 
 def _load_base(repo: Path, rng: Range, head_product: Product) -> Product:

@@ -62,6 +62,7 @@ def test_modified_gitlink_affects_dependents_only(
             "status": "modified",
             "old_commit": shas["client"],
             "new_commit": new,
+            "direction": "unknown",  # the submodule is not initialized here
         }
     ]
     assert data["manifest_changes"] == []
@@ -118,6 +119,7 @@ def test_moved_submodule_keeps_its_name(repo: Repo, capsys: pytest.CaptureFixtur
             "status": "moved",
             "old_commit": sha,
             "new_commit": sha,
+            "direction": None,  # same commit: only the path moved
         }
     ]
     assert data["affected"] == ["tool"]
@@ -344,3 +346,31 @@ def test_cache_never_gives_a_wrong_answer(repo: Repo, capsys: pytest.CaptureFixt
     repo.link("repos/base")
     repo.commit("bump again")
     assert changed(capsys, repo)["affected"] == ["base", "client", "tool", "service", "installer"]
+
+
+def test_direction_of_gitlink_moves(
+    tmp_path, repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """forward / backward / sideways are judged in the initialized submodule's history."""
+    sub = Repo(tmp_path / "sub")
+    a = sub.commit("A")
+    b = sub.commit("B")
+    sub.git("checkout", "-q", "-b", "other", a)
+    c = sub.commit("C")  # neither descends from B nor B from C
+    repo.git(
+        "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub.path), "repos/sub"
+    )
+    repo.manifest("sub", "path: repos/sub\n")
+    repo.link("repos/sub", a)
+    repo.commit("add sub at A")
+
+    def step(sha: str) -> str:
+        repo.link("repos/sub", sha)
+        repo.commit(f"sub at {sha[:7]}")
+        [change] = changed(capsys, repo)["changes"]
+        return change["direction"]
+
+    assert step(b) == "forward"
+    assert step(c) == "sideways"
+    assert step(a) == "backward"
+    assert step(fake_sha("not in the submodule")) == "unknown"
