@@ -97,6 +97,52 @@ class Range:
     head: str
     head_ids: tuple[str | None, str | None]  # manifests tree, settings blob
     base_ids: tuple[str | None, str | None] | None  # None: unknown yet (explicit base)
+    warnings: tuple[str, ...] = ()
+
+
+GREEN = "green"
+GREEN_PREFIX = "refs/superbuild/green/"
+GREEN_REMOTE = "origin"
+
+
+def current_branch(repo: Path) -> str | None:
+    """The branch being built: the checked-out one, else what CI says it builds."""
+    import os
+
+    result = g.git(repo, "symbolic-ref", "--short", "-q", "HEAD", check=False)
+    name = result.stdout.decode().strip()
+    if name:
+        return name
+    for var in ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BRANCH_NAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return None
+
+
+def green_ref(branch: str) -> str:
+    return GREEN_PREFIX + branch
+
+
+def resolve_green(repo: Path) -> tuple[str | None, str | None]:
+    """The last green commit of the current branch (fetched if not local), or a warning."""
+    branch = current_branch(repo)
+    if branch is None:
+        return None, (
+            "--base green: cannot tell the branch (detached HEAD): comparing with head's "
+            "first parent"
+        )
+    ref = green_ref(branch)
+    [found] = g.resolve(repo, [f"{ref}^{{commit}}"])
+    if found is None:
+        # Ephemeral CI machines: the ref lives on the remote (superbuild mark-green --push).
+        g.git(repo, "fetch", "-q", GREEN_REMOTE, f"+{ref}:{ref}", check=False)
+        [found] = g.resolve(repo, [f"{ref}^{{commit}}"])
+    if found is None:
+        return None, (
+            f"--base green: no green commit recorded for branch {branch!r} ({ref}): "
+            "comparing with head's first parent"
+        )
+    return found[0], None
 
 
 def _ids(found: list[tuple[str, str] | None], i: int) -> tuple[str | None, str | None]:
@@ -120,6 +166,11 @@ def resolve_range(repo: Path, base: str | None, head: str = "HEAD") -> Range:
         f"{head}^{{commit}}^1:{MANIFESTS_DIR}",
         f"{head}^{{commit}}^1:{SETTINGS_FILE}",
     ]
+    warnings: tuple[str, ...] = ()
+    if base == GREEN:
+        green, warning = resolve_green(repo)
+        base = green
+        warnings = (warning,) if warning else ()
     if base is not None:
         specs.append(f"{base}^{{commit}}")
     found = g.resolve(repo, specs)
@@ -131,14 +182,20 @@ def resolve_range(repo: Path, base: str | None, head: str = "HEAD") -> Range:
     head_oid = found[0][0]
     if base is None:
         parent = found[3][0] if found[3] else None
-        return Range(parent, head_oid, _ids(found, 1), _ids(found, 4) if parent else (None, None))
+        return Range(
+            parent,
+            head_oid,
+            _ids(found, 1),
+            _ids(found, 4) if parent else (None, None),
+            warnings,
+        )
     if found[6] is None:
         raise GitError(
             f"unknown --base revision {base!r}: no such commit in {repo} "
             "(check the name, or fetch it: git fetch origin)"
         )
     base_oid = g.merge_base(repo, found[6][0], head_oid)
-    return Range(base_oid, head_oid, _ids(found, 1), None)
+    return Range(base_oid, head_oid, _ids(found, 1), None, warnings)
 
 
 def cache_dir(repo: Path) -> Path:

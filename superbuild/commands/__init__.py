@@ -18,3 +18,9 @@ def superproject(args: argparse.Namespace) -> Path:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def warn(*lines: str) -> None:
+    """Warnings go to stderr, one line each, never mixed into JSON on stdout."""
+    for line in lines:
+        print(f"superbuild: warning: {line}", file=sys.stderr)

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from superbuild.changes import detect, load_head, resolve_range
-from superbuild.commands import print_json, superproject
+from superbuild.commands import print_json, superproject, warn
 from superbuild.selection import Plan, SelectionOptions, make_plan
 
 
@@ -25,6 +25,7 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     repo = superproject(args)
     options = options_from(args)
     rng = resolve_range(repo, args.base, args.head)
+    warn(*rng.warnings)
     if options.all or (options.narrows and args.base is None):
         product, links = load_head(repo, rng)
         return make_plan(product, options, links)

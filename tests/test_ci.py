@@ -1,0 +1,113 @@
+"""CI change detection: --format github/lines, --exit-code, mark-green and --base green."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Repo
+from tests.helpers import cli
+
+
+@pytest.fixture
+def prod(repo: Repo) -> Repo:
+    repo.package("base")
+    repo.package("client", requires=("base",))
+    repo.package("tool")
+    repo.commit("initial")
+    return repo
+
+
+def test_lines_and_exit_code(prod: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    prod.link("repos/base")
+    prod.commit("bump base")
+    code, out, _ = cli(capsys, "changed", "-C", str(prod.path), "--format", "lines", "--exit-code")
+    assert code == 1
+    assert out.splitlines() == ["base", "client"]
+    prod.write("README", "docs only\n")
+    prod.commit("docs")
+    code, out, _ = cli(capsys, "changed", "-C", str(prod.path), "--format", "lines", "--exit-code")
+    assert (code, out) == (0, "")
+
+
+def test_github_output_is_appended(
+    prod: Repo, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out_file = tmp_path / "github_output"
+    out_file.write_text("earlier=1\n")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out_file))
+    prod.link("repos/base")
+    prod.commit("bump base")
+    code, _, _ = cli(capsys, "changed", "-C", str(prod.path), "--format", "github")
+    assert code == 0
+    lines = out_file.read_text().splitlines()
+    assert lines[0] == "earlier=1"
+    values = dict(line.split("=", 1) for line in lines[1:])
+    assert json.loads(values["packages"]) == ["base", "client"]
+    assert json.loads(values["waves"]) == [["base"], ["client"]]
+    assert values["any"] == "true"
+
+
+def test_mark_green_then_base_green(prod: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    green = prod.head()
+    code, out, _ = cli(capsys, "mark-green", "-C", str(prod.path))
+    assert code == 0 and f"refs/superbuild/green/main -> {green}" in out
+    assert prod.git("rev-parse", "refs/superbuild/green/main").strip() == green
+    prod.link("repos/tool")
+    prod.commit("bump tool")
+    prod.link("repos/base")
+    prod.commit("bump base")
+    code, out, err = cli(
+        capsys, "changed", "-C", str(prod.path), "--base", "green", "--format", "json"
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["base"] == green
+    assert data["affected"] == ["base", "tool", "client"]
+
+
+def test_base_green_without_ref_falls_back_with_warning(
+    prod: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parent = prod.head()
+    prod.link("repos/tool")
+    prod.commit("bump tool")
+    code, out, err = cli(
+        capsys, "changed", "-C", str(prod.path), "--base", "green", "--format", "json"
+    )
+    assert code == 0
+    assert json.loads(out)["base"] == parent
+    assert "warning: --base green: no green commit recorded for branch 'main'" in err
+
+
+def test_green_ref_is_pushed_and_fetched_by_a_fresh_clone(
+    prod: Repo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    remote = tmp_path / "remote.git"
+    prod.git("init", "-q", "--bare", str(remote))
+    prod.git("remote", "add", "origin", str(remote))
+    prod.git("push", "-q", "origin", "main")
+    green = prod.head()
+    code, out, err = cli(capsys, "mark-green", "-C", str(prod.path), "--push", "origin")
+    assert code == 0, err
+    prod.link("repos/client")
+    prod.commit("bump client")
+    prod.git("push", "-q", "origin", "main")
+    clone = tmp_path / "ci-clone"
+    prod.git("clone", "-q", str(remote), str(clone))  # an ephemeral CI machine: no green ref
+    code, out, err = cli(capsys, "changed", "-C", str(clone), "--base", "green", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["base"] == green
+    assert "warning" not in err
+
+
+def test_mark_green_detached_head_needs_branch(
+    prod: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prod.git("checkout", "-q", "--detach")
+    code, _, err = cli(capsys, "mark-green", "-C", str(prod.path))
+    assert code == 2 and "pass --branch" in err
+    code, out, _ = cli(capsys, "mark-green", "-C", str(prod.path), "--branch", "release/1.0")
+    assert code == 0 and "refs/superbuild/green/release/1.0" in out
