@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,12 +39,22 @@ class Demo:
         return result.returncode
 
 
+def check_tools() -> None:
+    missing = [t for t in ("git", "rpmbuild", "rpmspec", "createrepo_c") if not shutil.which(t)]
+    if missing:
+        raise SystemExit(
+            f"demo: {', '.join(missing)} not found: run `make demo` (it installs them with "
+            "apt-get or dnf as root) or install rpm, rpm-build and createrepo_c"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument(
         "--dir", type=Path, help="where to create the sample (default: a new temp dir)"
     )
     args = parser.parse_args(argv)
+    check_tools()
     root = args.dir or Path(tempfile.mkdtemp(prefix="superbuild-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"# creating the sample product in {root}", flush=True)
@@ -53,23 +64,37 @@ def main(argv: list[str] | None = None) -> int:
 
     demo.say("The product: packages and their build-time dependencies")
     demo.superbuild("graph")
-    demo.say("The first commit adds every submodule: everything is affected")
-    demo.superbuild("changed")
 
-    demo.say("A developer changes the client base library and records it in the superproject")
-    new = sample.bump("python-openstackclient-base", "Retry on 503 from Keystone")
-    print(f"  python-openstackclient-base is now at {new[:7]}")
+    demo.say("First build of the whole product: real RPMs, 4 at a time, in dependency order")
+    demo.superbuild("build", "--all", "--builder", "rpmbuild", "-j", "4")
+
+    demo.say("A developer fixes Glance and records the new commit in the superproject")
+    new = sample.bump("glance", "Fix image upload progress")
+    print(f"  glance is now at {new[:7]}")
     demo.superbuild("changed")
     demo.superbuild("changed", "--why", "altai-installer")
+
+    demo.say("Only the affected packages rebuild: glance, then the installer that needs it")
+    demo.superbuild("build", "--builder", "rpmbuild", "--report", "report.json")
+
+    demo.say("The client base library changes: everything above it is affected")
+    sample.bump("python-openstackclient-base", "Retry on 503 from Keystone")
     demo.superbuild("plan")
 
-    demo.say("Only Glance changes next: a much smaller rebuild")
-    sample.bump("glance", "Fix image upload progress")
-    demo.superbuild("plan", "--format", "json")
-
-    demo.say("Everything since the first commit, as CI would ask for a merge request")
-    first = sample.git("rev-list", "--max-parents=0", "HEAD")
-    demo.superbuild("changed", "--base", first, "--format", "json")
+    output = sample.path / ".superbuild" / "output"
+    demo.say(f"The yum repository superbuild produced: {output}")
+    for path in sorted(output.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            print(f"  {path.relative_to(output)}")
+    newest = max(output.glob("rpms/noarch/glance-*.rpm"), key=lambda p: p.stat().st_mtime)
+    print(
+        f"\n$ rpm -qp --qf '%{{NAME}} %{{VERSION}}-%{{RELEASE}} built from %{{VCS}}' {newest.name}"
+    )
+    subprocess.run(  # noqa: S603 - argv list
+        ["rpm", "-qp", "--qf", "%{NAME} %{VERSION}-%{RELEASE} built from %{VCS}\n", str(newest)],
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     print(f"\n# done: the sample superproject is in {sample.path}")
     return 0
 
