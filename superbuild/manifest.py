@@ -359,10 +359,14 @@ def _write_cache(path: Path, product: Product) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, separators=(",", ":"))
+            fh.write(json.dumps(data, separators=(",", ":")))  # dumps: the C encoder
         Path(tmp).replace(path)
     except OSError:
         pass  # a read-only git dir: no cache, same answers
+
+
+#: Parsed manifest files of this process: (blob, path, settings blob) -> (package, problems).
+_MEMO: dict[tuple[str, str, str], tuple[Package | None, list[str]]] = {}
 
 
 def _parse(
@@ -371,9 +375,10 @@ def _parse(
     entries = [
         e for e in g.ls_tree(repo, tree) if e.kind == "blob" and manifest_name(e.path) is not None
     ]
-    blobs = g.read_blobs(
-        repo, [e.oid for e in entries] + ([settings_blob] if settings_blob else [])
-    )
+    # Base and head of a range share most manifest files: each file is parsed once.
+    memo_key = settings_blob or ""
+    fresh = [e.oid for e in entries if (e.oid, e.path, memo_key) not in _MEMO]
+    blobs = g.read_blobs(repo, fresh + ([settings_blob] if settings_blob else []))
     problems: list[str] = []
     settings = Settings()
     if settings_blob:
@@ -403,12 +408,20 @@ def _parse(
                 "(letters, digits and . _ + -, starting with a letter or digit)"
             )
             continue
-        raw = _load_yaml(blobs[entry.oid], file, problems)
-        if raw is None:
+        key = (entry.oid, entry.path, memo_key)
+        if key not in _MEMO:
+            found: list[str] = []
+            raw = _load_yaml(blobs[entry.oid], file, found)
+            ok = raw is not None and _validate(raw, MANIFEST_SCHEMA, file, found)
+            _MEMO[key] = (
+                _package(name, file, entry.oid, raw, settings.defaults) if raw and ok else None,
+                found,
+            )
+        parsed, found = _MEMO[key]
+        problems.extend(found)
+        if parsed is None:
             continue
-        if not _validate(raw, MANIFEST_SCHEMA, file, problems):
-            continue
-        pkg = _package(name, file, entry.oid, raw, settings.defaults)
+        pkg = parsed
         by_path.setdefault(pkg.path, []).append(file)
         packages[name] = pkg
     for name, files in by_name.items():
@@ -471,6 +484,11 @@ def _cycle_problems(packages: Mapping[str, Package]) -> list[str]:
     from superbuild.graph import DependencyGraph
 
     graph = DependencyGraph({n: p.requires for n, p in packages.items()})
+    try:
+        graph.waves()  # plain Python: the common, acyclic case never imports networkx
+        return []
+    except ValueError:
+        pass
     cycle = graph.find_cycle()
     if cycle is None:
         return []
@@ -567,10 +585,15 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def _validate(doc: Any, schema: dict[str, Any], file: str, problems: list[str]) -> bool:
-    import jsonschema
+_VALIDATORS: dict[int, Any] = {}
 
-    validator = jsonschema.Draft202012Validator(schema)
+
+def _validate(doc: Any, schema: dict[str, Any], file: str, problems: list[str]) -> bool:
+    validator = _VALIDATORS.get(id(schema))
+    if validator is None:
+        import jsonschema
+
+        validator = _VALIDATORS[id(schema)] = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.path])
     for error in errors:
         problems.append(f"{file}: {_describe(error)}")
