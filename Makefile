@@ -22,6 +22,9 @@ test: lint
 
 bench: setup
 	$(BIN)/python bench/bench_changed.py
+	$(BIN)/python bench/bench_build.py
+	$(BIN)/python bench/bench_status.py
+	$(BIN)/python bench/bench_dask.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
