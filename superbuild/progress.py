@@ -127,7 +127,9 @@ class LiveProgress:
             "  ",
             (f"{len(running)} running", "cyan"),
         )
-        return Group(table, ProgressBar(total=max(c.total, 1), completed=done, width=60), summary)
+        footer = Table.grid(padding=(0, 2))
+        footer.add_row(ProgressBar(total=max(c.total, 1), completed=done, width=40), summary)
+        return Group(table, footer)
 
     def __enter__(self) -> LiveProgress:
         self.live.start()
