@@ -12,6 +12,8 @@ Layout in the superproject (``.superbuild/`` holds a ``.gitignore`` of ``*``)::
     .superbuild/logs/<run>/<package>/<stage>.log
     .superbuild/logs/latest -> <run>
     .superbuild/work/<run>/<package>/   scratch; removed when the package succeeds
+    .superbuild/state.db                the build state (``superbuild.state``)
+    .superbuild/build.lock              held by the running build
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from superbuild.errors import SuperbuildError
 from superbuild.events import Event
 from superbuild.pipelines import BuildContext, PackageBuild, PipelineFailed, run_package
 from superbuild.scheduler import Job, JobResult, OnError, RunResult, run_jobs
 from superbuild.selection import Plan
+
+if TYPE_CHECKING:
+    from superbuild.state import RunRecorder
 
 STATE_DIR = ".superbuild"
 BUILDERS = ("rpmbuild", "mock")
@@ -227,32 +232,62 @@ def execute(
     run: BuildRun,
     options: BuildOptions,
     observers: Iterable[Callable[[Event], None]] = (),
+    *,
+    recorder: RunRecorder | None = None,
 ) -> BuildResult:
-    """Run the jobs; refresh the repository metadata once at the end."""
+    """Run the jobs; refresh the repository metadata once at the end.
+
+    ``recorder`` (see :meth:`superbuild.state.BuildState.recorder`) records the run in the
+    build state: started before the first job, fed every scheduler event, finished with
+    the run's result -- ``interrupted`` or ``failure`` too when this function raises.
+    """
     from superbuild import outrepo
     from superbuild.executors import make_executor
 
     run.log_root.mkdir(parents=True, exist_ok=True)
     run.output.mkdir(parents=True, exist_ok=True)
     _link_latest(run)
-    with make_executor(options.executor, parallel=options.jobs, **options.executor_options) as ex:
-        outcomes = run_jobs(
-            run.jobs,
-            ex,
-            parallel=options.jobs,
-            on_error=options.on_error,
-            observers=observers,
-        )
-    result = BuildResult(run, outcomes)
-    for name, outcome in outcomes.items():
-        if outcome.status == "succeeded":
-            shutil.rmtree(run.contexts[name].work_dir, ignore_errors=True)
-    if not outcomes.interrupted and any(o.status == "succeeded" for o in outcomes.values()):
-        try:
-            outrepo.refresh_metadata(run.output)
-        except SuperbuildError as exc:
-            result.metadata_error = str(exc)
+    all_observers: list[Callable[[Event], None]] = list(observers)
+    if recorder is not None:
+        all_observers.append(recorder)
+        recorder.start()
+    try:
+        with make_executor(
+            options.executor, parallel=options.jobs, **options.executor_options
+        ) as ex:
+            outcomes = run_jobs(
+                run.jobs,
+                ex,
+                parallel=options.jobs,
+                on_error=options.on_error,
+                observers=all_observers,
+            )
+        result = BuildResult(run, outcomes)
+        for name, outcome in outcomes.items():
+            if outcome.status == "succeeded":
+                shutil.rmtree(run.contexts[name].work_dir, ignore_errors=True)
+        if not outcomes.interrupted and any(o.status == "succeeded" for o in outcomes.values()):
+            try:
+                outrepo.refresh_metadata(run.output)
+            except SuperbuildError as exc:
+                result.metadata_error = str(exc)
+    except BaseException as exc:
+        if recorder is not None:
+            recorder.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failure")
+        raise
+    if recorder is not None:
+        recorder.finish(result.result)
     return result
+
+
+def plan_links(repo: Path, plan: Plan) -> dict[str, str]:
+    """The gitlinks (path -> recorded commit) of the plan's commit, for build keys."""
+    if plan.changeset is not None and plan.changeset.links:
+        return plan.changeset.links
+    from superbuild import git as g
+
+    assert plan.product.commit is not None
+    return g.gitlinks(repo, plan.product.commit)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
