@@ -255,8 +255,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = _VERBS[args.verb]
+    start = os.getcwd()
     with error_handler() as code:
-        code[0] = handler(args)
+        repo = getattr(args, "repo", None)
+        if repo:
+            # -C DIR: as if started in DIR (as git -C), so relative paths such as
+            # --report FILE are relative to DIR too.
+            try:
+                os.chdir(repo)
+            except OSError as exc:
+                raise SuperbuildError(f"-C {repo}: {exc.strerror}") from None
+            args.repo = "."
+        try:
+            code[0] = handler(args)
+        finally:
+            os.chdir(start)
     return code[0]
 
 

@@ -111,3 +111,55 @@ def test_mark_green_detached_head_needs_branch(
     assert code == 2 and "pass --branch" in err
     code, out, _ = cli(capsys, "mark-green", "-C", str(prod.path), "--branch", "release/1.0")
     assert code == 0 and "refs/superbuild/green/release/1.0" in out
+
+
+def command_product(repo: Repo, failing: str | None = None) -> None:
+    """Packages built by shell steps that need no checkout (source: none)."""
+    for name, requires in (("base", []), ("client", ["base"]), ("tool", [])):
+        step = "false" if name == failing else "true"
+        req = f"requires: [{', '.join(requires)}]\n" if requires else ""
+        repo.manifest(
+            name,
+            f"path: repos/{name}\n{req}pipeline: command\nsource: none\ncommands: ['{step}']\n",
+        )
+        repo.link(f"repos/{name}")
+
+
+def test_since_last_success_catches_up_a_half_failed_run(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command_product(repo, failing="base")
+    repo.commit("initial")
+    code, _, _ = cli(capsys, "build", "-C", str(repo.path), "--all", "-j", "1")
+    assert code == 1  # base failed, client skipped, tool built
+    code, out, _ = cli(
+        capsys, "changed", "-C", str(repo.path), "--since-last-success", "--format", "json"
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert data["affected"] == ["base", "client"]
+    assert data["since_last_success"] == {
+        "base": "last build failed",
+        "client": "last build skipped (dependency base failed)",
+    }
+    code, out, _ = cli(
+        capsys, "plan", "-C", str(repo.path), "--since-last-success", "--format", "json"
+    )
+    assert json.loads(out)["waves"] == [["base"], ["client"]]
+    # fix base: the next catch-up build builds exactly what was missing
+    repo.manifest("base", "path: repos/base\npipeline: command\nsource: none\ncommands: ['true']\n")
+    repo.commit("fix base")
+    code, out, err = cli(
+        capsys, "build", "-C", str(repo.path), "--since-last-success", "--report", "r.json"
+    )
+    assert code == 0, err
+    report = json.loads((repo.path / "r.json").read_text())
+    assert [p["package"] for p in report["packages"]] == ["base", "client"]
+    code, out, _ = cli(
+        capsys, "changed", "-C", str(repo.path), "--since-last-success", "--format", "lines"
+    )
+    assert (code, out) == (0, "")
+    code, _, err = cli(
+        capsys, "changed", "-C", str(repo.path), "--since-last-success", "--base", "HEAD~1"
+    )
+    assert code == 2 and "cannot be combined with --base" in err

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 
 from superbuild.changes import ChangeSet, detect, resolve_range
 from superbuild.commands import print_json, superproject, warn
-from superbuild.errors import EXIT_FAILED
+from superbuild.errors import EXIT_FAILED, UsageError
 
 
 def github_output(changeset: ChangeSet) -> list[str]:
@@ -20,15 +21,46 @@ def github_output(changeset: ChangeSet) -> list[str]:
     ]
 
 
+def since_last_success(repo: Path, head: str) -> ChangeSet:
+    """The build state's answer: packages not built green at their current build key."""
+    from superbuild.changes import load_head
+    from superbuild.manifest import Product
+    from superbuild.state import affected_since_last_success
+
+    product, links = load_head(repo, resolve_range(repo, None, head))
+    found = affected_since_last_success(repo, product, links)
+    return ChangeSet(
+        base=None,
+        head=product.commit or "",
+        changes=[],
+        manifest_changes=[],
+        affected=found.affected,
+        waves=found.waves,
+        unmanaged=[],
+        product=product,
+        base_product=Product(None, {}),
+        reasons=found.reasons,
+        links=links,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     repo = superproject(args)
-    rng = resolve_range(repo, args.base, args.head)
-    warn(*rng.warnings)
-    changeset = detect(repo, rng)
+    if args.since_last_success:
+        if args.base:
+            raise UsageError("--since-last-success cannot be combined with --base")
+        changeset = since_last_success(repo, args.head)
+    else:
+        rng = resolve_range(repo, args.base, args.head)
+        warn(*rng.warnings)
+        changeset = detect(repo, rng)
     if args.why:
         print(changeset.why(args.why))
     elif args.format == "json":
-        print_json(changeset.to_json())
+        data = changeset.to_json()
+        if args.since_last_success:
+            data["since_last_success"] = changeset.reasons
+        print_json(data)
     elif args.format == "lines":
         for name in changeset.affected:
             print(name)

@@ -22,7 +22,12 @@ def options_from(args: argparse.Namespace) -> SelectionOptions:
 
 def plan_from_args(args: argparse.Namespace) -> Plan:
     """The plan ``plan`` prints and ``build`` runs."""
+    from superbuild.commands.build import check_state_options, plan_since_last_success
+
     repo = superproject(args)
+    check_state_options(args)
+    if args.since_last_success:
+        return plan_since_last_success(repo, args)
     options = options_from(args)
     rng = resolve_range(repo, args.base, args.head)
     warn(*rng.warnings)
