@@ -162,9 +162,8 @@ def _select(repo: Path, args: argparse.Namespace, state: BuildState | None) -> P
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from superbuild.state import BuildLock, BuildState
+    from superbuild.ui import console as ui_console
 
     repo = superproject(args)
     check_state_options(args)
@@ -176,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         if plan is not None:
             show_plan(plan)
         return 0
-    err = Console(stderr=True, highlight=False)
+    err = ui_console(stderr=True)  # not cut to 80 columns when stderr is a CI log
     run_id = new_run_id()
     with BuildLock(repo, run_id), BuildState.open(repo) as state:
         for killed in state.recover():
