@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.say("Only the affected packages rebuild: glance, then the installer that needs it")
     demo.superbuild("build", "--builder", "rpmbuild", "--report", "report.json")
 
+    demo.say("For maintainers: each submodule's recorded commit, checkout and last build")
+    demo.superbuild("status")
+
     demo.say("The client base library changes: everything above it is affected")
     sample.bump("python-openstackclient-base", "Retry on 503 from Keystone")
     demo.superbuild("plan")
