@@ -7,7 +7,10 @@ returns one :class:`Outcome` per job.  Progress is reported to observers as
 :mod:`superbuild.events` records; nothing here prints.
 
 Cost: O((V + E) log V) for V jobs and E dependencies.  The loop never scans all jobs
-and never polls: it blocks in :meth:`Executor.wait` for the next completion.
+and never polls: it blocks in :meth:`Executor.wait` for the next completion.  After a
+completion it hands the newly ready jobs to the executor *before* it calls the observers
+(progress output, the state database), so their time overlaps the running jobs instead
+of keeping a slot idle; the observers still receive every event, in order.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import enum
 import heapq
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -192,10 +196,20 @@ class _Run:
         #: Job id -> (epoch, monotonic) start time, for jobs handed to the executor.
         self.running: dict[str, tuple[float, float]] = {}
         self.outcomes: dict[str, Outcome] = {}
+        #: Events not yet delivered to the observers, oldest first (see :meth:`flush`).
+        self.pending: deque[Event] = deque()
 
     def emit(self, event: Event) -> None:
-        for observer in self.observers:
-            observer(event)
+        """Queue ``event``; :meth:`flush` delivers it."""
+        self.pending.append(event)
+
+    def flush(self) -> None:
+        """Deliver the queued events to every observer, in order."""
+        pending, observers = self.pending, self.observers
+        while pending:
+            event = pending.popleft()
+            for observer in observers:
+                observer(event)
 
     def run(self) -> RunResult:
         try:
@@ -217,6 +231,8 @@ class _Run:
         while True:
             while ready and len(running) < self.parallel:
                 self.start(heapq.heappop(ready)[1])
+            # The jobs are submitted: the observers now run while they do.
+            self.flush()
             if not running:
                 return False
             first_failure = None
@@ -310,3 +326,4 @@ class _Run:
                 else:
                     self.outcomes[job_id] = Outcome("cancelled", pending_reason)
                     self.emit(JobCancelled(job_id, pending_reason))
+        self.flush()

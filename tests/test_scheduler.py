@@ -385,6 +385,24 @@ def test_events_in_order() -> None:
     assert finished.status == "failed"
 
 
+def test_next_job_is_submitted_before_observers_hear_of_the_last() -> None:
+    """Observers (progress, the state database) run while the next job does."""
+    jobs = make_jobs({"a": "", "b": "a"})
+    ex = FakeExecutor()
+    seen: list[tuple[str, str, list[str]]] = []
+
+    def observer(event: Event) -> None:
+        seen.append((type(event).__name__, event.job_id, list(ex.running)))
+
+    run_jobs(jobs, ex, parallel=1, observers=[observer])
+    assert seen == [
+        ("JobStarted", "a", ["a"]),
+        ("JobFinished", "a", ["b"]),  # b already submitted
+        ("JobStarted", "b", ["b"]),
+        ("JobFinished", "b", []),
+    ]
+
+
 def test_outcome_times() -> None:
     result = run_jobs(make_jobs({"a": ""}), FakeExecutor(), parallel=1)
     outcome = result["a"]

@@ -1,0 +1,120 @@
+"""superbuild.proc: the guarantees of every child, and event-driven timed waits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from superbuild import proc
+from superbuild.errors import Interrupted
+
+PY = sys.executable
+
+
+def test_stdin_closed_own_session_argv_list(tmp_path: Path) -> None:
+    code = "import os, sys; print(sys.stdin.read() == '', os.getsid(0) == os.getpid())"
+    result = proc.run([PY, "-c", code])
+    assert result.stdout.split() == [b"True", b"True"]
+    log = tmp_path / "log"
+    with log.open("wb") as fh:
+        done = proc.run_logged([PY, "-c", code], log=fh, timeout=60)
+    assert done.ok
+    assert log.read_text().split() == ["True", "True"]
+
+
+def test_timeout_kills_the_whole_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    script = 'sleep 60 & echo $! > "$1.tmp" && mv "$1.tmp" "$1"; wait'
+    start = time.monotonic()
+    with (tmp_path / "log").open("wb") as fh:
+        done = proc.run_logged(["sh", "-c", script, "sh", str(pidfile)], log=fh, timeout=1.0)
+    assert done.timed_out
+    assert not done.ok
+    assert time.monotonic() - start < 20
+    grandchild = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while True:  # SIGKILLed; its parent (init or a subreaper) reaps it soon
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        status = Path(f"/proc/{grandchild}/stat")
+        if status.exists() and status.read_text().split()[2] == "Z":
+            break
+        assert time.monotonic() < deadline, "the group's other process survived the timeout"
+        time.sleep(0.05)
+    assert not proc._live
+
+
+def test_captured_run_with_timeout() -> None:
+    result = proc.run(["sh", "-c", "echo out; echo err >&2"], timeout=60)
+    assert (result.stdout, result.stderr, result.timed_out) == (b"out\n", b"err\n", False)
+    result = proc.run(["sleep", "30"], timeout=0.2, check=False)
+    assert result.timed_out
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfd on this platform")
+def test_timed_wait_wakes_at_exit_and_leaks_no_descriptor(tmp_path: Path) -> None:
+    fds = sum(1 for _ in Path("/proc/self/fd").iterdir())
+    child = proc.spawn_pipe(["sleep", "0.3"])
+    assert isinstance(child, proc._Child)
+    assert child._pidfd >= 0
+    with pytest.raises(subprocess.TimeoutExpired):
+        child.wait(0.01)
+    start = time.monotonic()
+    assert child.wait(30) == 0
+    assert time.monotonic() - start < 10
+    for stream in (child.stdin, child.stdout, child.stderr):
+        assert stream is not None
+        stream.close()
+    proc.finish_pipe(child)
+    del child
+    with (tmp_path / "log").open("wb") as fh:
+        for _ in range(20):
+            assert proc.run_logged(["true"], log=fh, timeout=60).ok
+    assert sum(1 for _ in Path("/proc/self/fd").iterdir()) == fds
+
+
+def test_two_threads_wait_for_one_child() -> None:
+    child = proc.spawn_pipe(["sleep", "0.2"])
+    codes: list[int] = []
+    waiter = threading.Thread(target=lambda: codes.append(child.wait(30)))
+    waiter.start()
+    codes.append(child.wait(30))
+    waiter.join(30)
+    for stream in (child.stdin, child.stdout, child.stderr):
+        assert stream is not None
+        stream.close()
+    proc.finish_pipe(child)
+    assert codes == [0, 0]
+
+
+def test_terminate_all_stops_a_waiting_run(tmp_path: Path) -> None:
+    results: list[proc.Completed | BaseException] = []
+
+    def job() -> None:
+        try:
+            with (tmp_path / "log").open("wb") as fh:
+                results.append(proc.run_logged(["sleep", "60"], log=fh, timeout=600))
+        except BaseException as exc:
+            results.append(exc)
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not proc._live:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    start = time.monotonic()
+    proc.terminate_all()
+    worker.join(30)
+    assert time.monotonic() - start < 10
+    assert len(results) == 1
+    assert isinstance(results[0], Interrupted)
+    assert not proc._live
