@@ -255,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = _VERBS[args.verb]
-    start = os.getcwd()
+    start = os.getcwd()  # noqa: PTH109 - a str is all chdir needs
     with error_handler() as code:
         repo = getattr(args, "repo", None)
         if repo:
