@@ -7,15 +7,24 @@ completions, and calls :meth:`Executor.cancel` on ``--fail-fast`` or Ctrl-C.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
-from superbuild.errors import UsageError
+from superbuild.errors import ToolMissingError, UsageError
 from superbuild.executors.local import LocalExecutor
 from superbuild.scheduler import Job, JobResult
 
-__all__ = ["EXECUTORS", "Completion", "Executor", "LocalExecutor", "make_executor"]
+__all__ = [
+    "EXECUTORS",
+    "Completion",
+    "Executor",
+    "ExecutorName",
+    "LocalExecutor",
+    "dask_options",
+    "make_executor",
+]
 
 #: ``(job id, what its function returned or raised, duration in seconds)``.
 Completion = tuple[str, JobResult | BaseException, float]
@@ -59,20 +68,41 @@ class Executor(Protocol):
     ) -> None: ...
 
 
+#: Names of the executors (``--executor``).
+ExecutorName = Literal["local", "dask"]
+
+#: Environment variable naming the Dask scheduler when ``--scheduler-address`` is absent.
+SCHEDULER_ADDRESS_ENV = "SUPERBUILD_SCHEDULER_ADDRESS"
+
+
+def _dask(**options: Any) -> Executor:
+    """The Dask executor; Dask is imported here, only when it is chosen."""
+    try:
+        from superbuild.executors.dask import DaskExecutor
+    except ImportError as exc:
+        raise ToolMissingError(
+            f"--executor dask needs Dask ({exc}): pip install 'superbuild[dask]'"
+        ) from None
+    return DaskExecutor(**options)
+
+
 #: Executor factories by ``--executor`` name; each is called with ``parallel=`` and
-#: executor-specific options.
+#: executor-specific options.  ``import superbuild.executors`` never imports Dask.
 EXECUTORS: dict[str, Callable[..., Executor]] = {
     "local": LocalExecutor,
+    "dask": _dask,
 }
-# Hook for Dask: register a factory that imports Dask only when called, so that
-# ``import superbuild.executors`` never imports ``distributed``:
-#
-#     def _dask(**options: Any) -> Executor:
-#         from superbuild.executors.dask import DaskExecutor
-#
-#         return DaskExecutor(**options)
-#
-#     EXECUTORS["dask"] = _dask
+
+
+def dask_options(
+    address: str | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Options of the Dask executor: ``address`` from ``--scheduler-address``, else
+    ``$SUPERBUILD_SCHEDULER_ADDRESS``; none (an embedded LocalCluster) without either.
+    """
+    env = os.environ if environ is None else environ
+    chosen = address or env.get(SCHEDULER_ADDRESS_ENV) or None
+    return {"address": chosen} if chosen else {}
 
 
 def make_executor(name: str, **options: Any) -> Executor:

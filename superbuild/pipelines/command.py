@@ -19,7 +19,9 @@ pasting them into the text:
 plus ``ctx.env`` and the manifest's ``env``.  With ``source: export`` (the default)
 ``SUPERBUILD_SRC`` is a clean export of the recorded commit (``git archive``, never the
 submodule's work tree); with ``source: none`` it is an empty directory and git is not run
-at all.  Steps run in order and stop at the first failure; their output goes to
+at all.  The ``source`` stage (``git archive``) runs on the coordinator
+(:meth:`CommandPipeline.prepare`); the tarball travels to wherever the ``command`` stage
+runs (:meth:`CommandPipeline.build`), which unpacks it and runs the steps.  Steps run in order and stop at the first failure; their output goes to
 ``command.log``.  The ``command`` stage timeout covers all steps together.
 
 The per-package cost with ``source: none`` is one process per step and a few
@@ -34,16 +36,19 @@ import tarfile
 from pathlib import Path
 
 from superbuild import git as g
-from superbuild import outrepo
 from superbuild.pipelines import (
+    Blob,
     BuildContext,
-    PackageBuild,
+    BuildProducts,
+    JobInputs,
     PipelineFailed,
     Runner,
     Stage,
+    Workspace,
     build_env,
     check_source_repo,
     git_env,
+    inputs_for,
     source_unavailable,
 )
 
@@ -71,67 +76,79 @@ class CommandPipeline:
     name: str = "command"
     stages: tuple[str, ...] = ("source", "command", "collect")
 
-    def run(self, ctx: BuildContext, runner: Runner) -> PackageBuild:
-        """Run the stages; see the module docstring."""
-        pkg = ctx.package
-        durations: dict[str, float] = {}
-        src = ctx.work_dir / "src"
-        out = ctx.work_dir / "out"
+    def prepare(self, ctx: BuildContext, runner: Runner, durations: dict[str, float]) -> JobInputs:
+        """The source stage (coordinator): ``git archive`` of the commit, unless ``source: none``."""
+        if ctx.package.source == "none":
+            return inputs_for(ctx, durations)
+        with Stage.of(ctx, "source", runner, durations) as st:
+            tarball = self._archive(ctx, st)
+        return inputs_for(ctx, durations, sources=[tarball])
+
+    def build(
+        self,
+        inputs: JobInputs,
+        ws: Workspace,
+        runner: Runner,
+        durations: dict[str, float],
+    ) -> BuildProducts:
+        """The command stage (worker): unpack the tarball, run the steps in order."""
+        pkg = inputs.package
+        src = ws.work_dir / "src"
+        out = ws.work_dir / "out"
         env_extra = {
             "SUPERBUILD_PACKAGE": pkg.name,
-            "SUPERBUILD_COMMIT": ctx.commit,
+            "SUPERBUILD_COMMIT": inputs.commit,
             "SUPERBUILD_PATH": pkg.path,
             "SUPERBUILD_SRC": os.fspath(src),
             "SUPERBUILD_OUTPUT": os.fspath(out),
         }
-        if pkg.source == "none":
-            _reset(src)
-        else:
-            with Stage(ctx, "source", runner, durations) as st:
-                tarball = self._export(ctx, st, src)
+        tarball: Path | None = None
+        if inputs.sources:
+            tarball = inputs.sources[0].write(ws.work_dir)
             env_extra["SUPERBUILD_TARBALL"] = os.fspath(tarball)
+        else:
+            _reset(src)
         _reset(out)
-        env = build_env(ctx, env_extra)
+        env = build_env(inputs, env_extra)
 
-        with Stage(ctx, "command", runner, durations) as st:
+        with ws.stage(pkg, "command", runner, durations) as st:
+            if tarball is not None:
+                self._unpack(inputs, ws, tarball, src)
+                st.note(f"# unpacked {tarball.name} to {src}")
             total = len(pkg.commands)
             for number, step in enumerate(pkg.commands, 1):
                 st.note(f"# step {number}/{total}")
                 st.run(
                     ["sh", "-c", step], cwd=src, env=env, what=f"step {number} ({_preview(step)})"
                 )
+        return BuildProducts(package=pkg.name, files_dir=out, version=pkg.version)
 
-        artifacts: list[str] = []
-        if any(out.iterdir()):
-            with Stage(ctx, "collect", runner, durations) as st:
-                artifacts = outrepo.collect_files(ctx.output, pkg.name, out)
-                st.note(*(os.fspath(ctx.output / a) for a in artifacts))
-        return PackageBuild(
-            name=pkg.name,
-            commit=ctx.commit,
-            artifacts=artifacts,
-            log_dir=os.fspath(ctx.log_dir),
-            version=pkg.version,
-            release=None,
-            stage_durations=durations,
-        )
-
-    def _export(self, ctx: BuildContext, st: Stage, src: Path) -> Path:
-        """``git archive`` the commit to ``NAME-COMMIT7.tar.gz`` and unpack it as ``src``."""
+    def _archive(self, ctx: BuildContext, st: Stage) -> Blob:
+        """``git archive`` the commit to ``NAME-COMMIT7.tar.gz`` (prefix ``NAME-COMMIT7/``)."""
         check_source_repo(ctx)
         prefix = f"{ctx.package.name}-{ctx.commit[:7]}"
-        tarball = ctx.work_dir / f"{prefix}.tar.gz"
+        folder = ctx.work_dir / "input"
+        folder.mkdir(parents=True, exist_ok=True)
+        tarball = folder / f"{prefix}.tar.gz"
         cmd = ["git", "-C", os.fspath(ctx.source_repo), "archive", "--format=tar.gz"]
         cmd += [f"--prefix={prefix}/", "-o", os.fspath(tarball), ctx.commit]
         try:
             st.run(cmd, env=git_env(), what="git archive")
+            st.note(f"# archived {ctx.commit} as {tarball.name}")
+            return Blob.read(tarball)
         except PipelineFailed:
             # Only now ask why (saves a git process per package on the happy path).
             [found] = g.resolve(ctx.source_repo, [f"{ctx.commit}^{{commit}}"])
             if found is None:
                 raise source_unavailable(ctx, "no such commit") from None
             raise
-        unpack = ctx.work_dir / "unpack"
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _unpack(self, inputs: JobInputs, ws: Workspace, tarball: Path, src: Path) -> None:
+        """Extract the tarball's ``NAME-COMMIT7/`` folder as ``src``."""
+        prefix = tarball.name.removesuffix(".tar.gz")
+        unpack = ws.work_dir / "unpack"
         for stale in (unpack, src):
             if stale.exists():
                 shutil.rmtree(stale)
@@ -145,5 +162,3 @@ class CommandPipeline:
             top.mkdir(parents=True)
         top.rename(src)
         unpack.rmdir()
-        st.note(f"# exported {ctx.commit} to {src}")
-        return tarball

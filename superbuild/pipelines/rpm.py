@@ -1,8 +1,11 @@
 """The ``rpm`` pipeline: git commit -> source tarball -> source RPM -> binary RPMs.
 
-Stages (each logs to ``<log_dir>/<stage>.log``):
+Stages (each logs to ``<log_dir>/<stage>.log``).  ``source`` and ``collect`` run on the
+coordinator (:meth:`RpmPipeline.prepare`, :func:`~superbuild.pipelines.collect_outputs`),
+``srpm``, ``rpm`` and ``sign`` wherever the build runs (:meth:`RpmPipeline.build`), from
+the spec text and the ``SOURCES`` files alone.
 
-``source``
+``source`` (coordinator)
     Everything is read from git objects at the recorded commit, never from the work
     tree.  The spec is ``package.spec`` (relative to the repository root) or the only
     ``*.spec`` at the root.  ``rpmspec -q --srpm`` gives Name and Version
@@ -11,11 +14,12 @@ Stages (each logs to ``<log_dir>/<stage>.log``):
     ``%autosetup`` expect); if the spec names exactly one other ``*.tar.gz``/``*.tgz``
     source that is not in git (``Source0: .../v%{version}.tar.gz``), the tarball takes
     that name.  The spec's other Source/Patch files are copied from the spec's directory
-    in git.
+    in git.  ``n = git rev-list --count <commit>`` is counted here too, for the srpm
+    stage.
 
 ``srpm``
     The spec gets provenance: ``Release: R`` becomes ``R.<n>.g<sha7>`` where ``n`` is
-    ``git rev-list --count <commit>``, so a descendant commit's build sorts newer
+    the commit count the source stage took, so a descendant commit's build sorts newer
     (``%{?dist}`` stays at the end), and ``VCS: <full commit>`` is set (rpm >= 4.15
     has the tag; query it with ``rpm -qp --qf '%{VCS}'``).  Then ``rpmbuild -bs`` in a
     private ``_topdir``.  ``n`` is wrong in a shallow clone: CI must fetch full history.
@@ -32,7 +36,10 @@ Stages (each logs to ``<log_dir>/<stage>.log``):
 
     ``--addrepo`` adds this run's output repository so that dependents build against
     packages just built (only once it has ``repodata/``: call
-    :func:`superbuild.outrepo.refresh_metadata` after each wave).  ``--uniqueext`` gives
+    :func:`superbuild.outrepo.refresh_metadata` after each wave).  On a remote worker
+    the coordinator ships instead the RPMs of this run that the package requires
+    (:attr:`~superbuild.pipelines.JobInputs.repo_rpms`); they become a repository in
+    ``<work>/deps-repo`` (``createrepo_c``) added with ``--addrepo`` too.  ``--uniqueext`` gives
     each package its own chroot so parallel builds do not queue on one root lock (mock
     shares the root cache between them).  ``--no-clean`` is not used: every build starts
     from a clean chroot (cheap thanks to the root cache), as reproducible builds need.
@@ -47,7 +54,7 @@ Stages (each logs to ``<log_dir>/<stage>.log``):
     set to the gpg found on PATH because some distributions' rpm macros name a
     ``gpg2`` that is not installed.
 
-``collect``
+``collect`` (coordinator)
     :func:`superbuild.outrepo.collect` copies the RPMs atomically into the output
     repository; the metadata is refreshed by the caller.
 """
@@ -63,22 +70,29 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from superbuild import git as g
-from superbuild import outrepo, proc
+from superbuild import proc
 from superbuild.errors import SuperbuildError, ToolMissingError
 from superbuild.pipelines import (
     BUILDERS,
+    Blob,
     BuildContext,
-    PackageBuild,
+    BuildProducts,
+    JobInputs,
     Runner,
+    SpecInputs,
     Stage,
+    Workspace,
     build_env,
     check_source_repo,
     git_env,
+    inputs_for,
     source_unavailable,
 )
 
 #: Lines of mock's build.log appended to rpm.log when mock fails.
 MOCK_LOG_TAIL = 100
+#: mock: the folder (under the work dir) made a repository of :attr:`JobInputs.repo_rpms`.
+DEPS_REPO = "deps-repo"
 
 _SECTIONS = (
     "package|description|prep|build|install|check|clean|files|changelog|pre|post|preun|"
@@ -194,50 +208,80 @@ class RpmPipeline:
     name: str = "rpm"
     stages: tuple[str, ...] = ("source", "srpm", "rpm", "sign", "collect")
 
-    def run(self, ctx: BuildContext, runner: Runner) -> PackageBuild:
-        """Run the stages; see the module docstring."""
+    def prepare(self, ctx: BuildContext, runner: Runner, durations: dict[str, float]) -> JobInputs:
+        """The source stage (coordinator): spec, tarball and other sources from git."""
         if ctx.builder not in BUILDERS:
             raise SuperbuildError(
                 f"{ctx.package.name}: unknown builder {ctx.builder!r} (known: {', '.join(BUILDERS)})"
             )
-        durations: dict[str, float] = {}
-        srpm_top = ctx.work_dir / "rpmbuild-srpm"
-        rpm_top = ctx.work_dir / "rpmbuild-rpm"
-        for top in (srpm_top, rpm_top, ctx.work_dir / "mock-result", ctx.work_dir / "tmp"):
+        top = ctx.work_dir / "input"
+        if top.exists():
+            shutil.rmtree(top)
+        for sub in ("SOURCES", "SPECS"):
+            (top / sub).mkdir(parents=True)
+        try:
+            with Stage.of(ctx, "source", runner, durations) as st:
+                source = self._source(ctx, st, top)
+                count_out = g.git(ctx.source_repo, "rev-list", "--count", source.commit).stdout
+                count = int(count_out.decode().strip())
+                st.note(f"# {count} commits up to {source.commit}")
+            sources = [Blob.read(p) for p in sorted((top / "SOURCES").iterdir()) if p.is_file()]
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
+        spec = SpecInputs(
+            commit=source.commit,
+            file_name=source.spec_name,
+            text=source.spec_text,
+            commit_count=count,
+            name=source.query.name,
+            version=source.query.version,
+            release=source.query.release,
+        )
+        return inputs_for(ctx, durations, sources=sources, spec=spec)
+
+    def build(
+        self,
+        inputs: JobInputs,
+        ws: Workspace,
+        runner: Runner,
+        durations: dict[str, float],
+    ) -> BuildProducts:
+        """The srpm, rpm and sign stages (worker), from the prepared spec and sources."""
+        if inputs.spec is None:
+            raise SuperbuildError(f"{inputs.package.name}: rpm inputs carry no spec")
+        spec = inputs.spec
+        pkg = inputs.package
+        srpm_top = ws.work_dir / "rpmbuild-srpm"
+        rpm_top = ws.work_dir / "rpmbuild-rpm"
+        for top in (srpm_top, rpm_top, ws.work_dir / "mock-result", ws.work_dir / "tmp"):
             if top.exists():
                 shutil.rmtree(top)
         for sub in ("SOURCES", "SPECS", "SRPMS"):
             (srpm_top / sub).mkdir(parents=True)
-        (ctx.work_dir / "tmp").mkdir()
+        (ws.work_dir / "tmp").mkdir()
+        for blob in inputs.sources:
+            blob.write(srpm_top / "SOURCES")
 
-        with Stage(ctx, "source", runner, durations) as st:
-            source = self._source(ctx, st, srpm_top)
-        with Stage(ctx, "srpm", runner, durations) as st:
-            srpm = self._srpm(ctx, st, srpm_top, source)
-        with Stage(ctx, "rpm", runner, durations) as st:
-            if ctx.builder == "mock":
-                rpms, srpm = self._mock(ctx, st, srpm)
+        with ws.stage(pkg, "srpm", runner, durations) as st:
+            srpm = self._srpm(inputs, ws, st, srpm_top)
+        with ws.stage(pkg, "rpm", runner, durations) as st:
+            if inputs.builder == "mock":
+                rpms, srpm = self._mock(inputs, ws, st, srpm)
             else:
-                rpms = self._rpmbuild(ctx, st, rpm_top, srpm)
-        if ctx.sign_key:
-            with Stage(ctx, "sign", runner, durations) as st:
-                self._sign(ctx, st, [*rpms, srpm])
-        with Stage(ctx, "collect", runner, durations) as st:
-            artifacts = outrepo.collect(ctx.output, [*rpms, srpm])
-            st.note(*(f"{ctx.output / a}" for a in artifacts))
+                rpms = self._rpmbuild(inputs, ws, st, rpm_top, srpm)
+        if inputs.sign_key:
+            with ws.stage(pkg, "sign", runner, durations) as st:
+                self._sign(inputs, st, [*rpms, srpm])
 
-        version, release = source.query.version, source.query.release
+        version, release = spec.version, spec.release
         stem = srpm.name[: -len(".src.rpm")]
-        if stem.startswith(f"{source.query.name}-") and stem.count("-") >= 2:
-            version, release = stem[len(source.query.name) + 1 :].rsplit("-", 1)
-        return PackageBuild(
-            name=ctx.package.name,
-            commit=ctx.commit,
-            artifacts=artifacts,
-            log_dir=os.fspath(ctx.log_dir),
+        if stem.startswith(f"{spec.name}-") and stem.count("-") >= 2:
+            version, release = stem[len(spec.name) + 1 :].rsplit("-", 1)
+        return BuildProducts(
+            package=pkg.name,
+            rpms=[*rpms, srpm],
             version=version,
             release=release,
-            stage_durations=durations,
         )
 
     # ------------------------------------------------------------------ source
@@ -338,19 +382,20 @@ class RpmPipeline:
 
     # ------------------------------------------------------------------ srpm
 
-    def _srpm(self, ctx: BuildContext, st: Stage, top: Path, source: _Source) -> Path:
-        count_out = g.git(ctx.source_repo, "rev-list", "--count", source.commit).stdout
-        count = int(count_out.decode().strip())
+    def _srpm(self, inputs: JobInputs, ws: Workspace, st: Stage, top: Path) -> Path:
+        assert inputs.spec is not None
+        spec = inputs.spec
         try:
-            text = add_provenance(source.spec_text, source.commit, count)
+            text = add_provenance(spec.text, spec.commit, spec.commit_count)
         except SpecError as exc:
             st.fail(str(exc))
-        spec_file = top / "SPECS" / source.spec_name
+        spec_file = top / "SPECS" / spec.file_name
         spec_file.write_text(text, encoding="utf-8", errors="surrogateescape")
-        st.note(f"# Release {source.query.release!r} + {release_suffix(source.commit, count)!r}")
+        suffix = release_suffix(spec.commit, spec.commit_count)
+        st.note(f"# Release {spec.release!r} + {suffix!r}")
         st.run(
-            ["rpmbuild", "-bs", *_defines(ctx, top), os.fspath(spec_file)],
-            env=build_env(ctx),
+            ["rpmbuild", "-bs", *_defines(ws, top), os.fspath(spec_file)],
+            env=build_env(inputs),
             what="rpmbuild -bs",
         )
         srpms = sorted((top / "SRPMS").glob("*.src.rpm"))
@@ -360,10 +405,12 @@ class RpmPipeline:
 
     # ------------------------------------------------------------------ rpm
 
-    def _rpmbuild(self, ctx: BuildContext, st: Stage, top: Path, srpm: Path) -> list[Path]:
+    def _rpmbuild(
+        self, inputs: JobInputs, ws: Workspace, st: Stage, top: Path, srpm: Path
+    ) -> list[Path]:
         st.run(
-            ["rpmbuild", "--rebuild", "--nodeps", *_defines(ctx, top), os.fspath(srpm)],
-            env=build_env(ctx),
+            ["rpmbuild", "--rebuild", "--nodeps", *_defines(ws, top), os.fspath(srpm)],
+            env=build_env(inputs),
             what="rpmbuild --rebuild",
         )
         rpms = sorted((top / "RPMS").rglob("*.rpm"))
@@ -371,10 +418,12 @@ class RpmPipeline:
             st.fail("rpmbuild produced no binary RPMs")
         return rpms
 
-    def _mock(self, ctx: BuildContext, st: Stage, srpm: Path) -> tuple[list[Path], Path]:
-        result_dir = ctx.work_dir / "mock-result"
+    def _mock(
+        self, inputs: JobInputs, ws: Workspace, st: Stage, srpm: Path
+    ) -> tuple[list[Path], Path]:
+        result_dir = ws.work_dir / "mock-result"
         result_dir.mkdir(parents=True, exist_ok=True)
-        config = ctx.mock_config or ctx.package.mock_config or "default"
+        config = inputs.mock_config or inputs.package.mock_config or "default"
         cmd = [
             "mock",
             "-r",
@@ -384,20 +433,31 @@ class RpmPipeline:
             "--resultdir",
             os.fspath(result_dir),
             "--uniqueext",
-            f"superbuild-{ctx.package.name}",
+            f"superbuild-{inputs.package.name}",
         ]
-        for repo in ctx.extra_repos:
+        for repo in map(Path, inputs.extra_repos):
             if (repo / "repodata" / "repomd.xml").is_file():
                 cmd += ["--addrepo", repo.resolve().as_uri()]
             else:
                 st.note(f"# not adding {repo}: no repodata yet (refresh_metadata makes it)")
+        if inputs.repo_rpms:
+            # Packages of this run that this one needs, shipped by the coordinator.
+            deps = ws.work_dir / DEPS_REPO
+            if deps.exists():
+                shutil.rmtree(deps)
+            deps.mkdir()
+            for blob in inputs.repo_rpms:
+                blob.write(deps)
+            st.note(f"# {len(inputs.repo_rpms)} RPM(s) of this run in {deps}")
+            st.run(["createrepo_c", "--quiet", os.fspath(deps)], what="createrepo_c")
+            cmd += ["--addrepo", deps.as_uri()]
         try:
-            st.run(cmd, env=build_env(ctx), what="mock")
+            st.run(cmd, env=build_env(inputs), what="mock")
         except SuperbuildError:
             _append_tail(st, result_dir / "build.log")
             raise
         finally:
-            _keep_mock_logs(result_dir, ctx.log_dir)
+            _keep_mock_logs(result_dir, ws.log_dir)
         rpms = sorted(p for p in result_dir.glob("*.rpm") if not p.name.endswith(".src.rpm"))
         if not rpms:
             st.fail(f"mock produced no binary RPMs in {result_dir}")
@@ -406,19 +466,19 @@ class RpmPipeline:
 
     # ------------------------------------------------------------------ sign
 
-    def _sign(self, ctx: BuildContext, st: Stage, files: list[Path]) -> None:
+    def _sign(self, inputs: JobInputs, st: Stage, files: list[Path]) -> None:
         gpg = shutil.which("gpg") or shutil.which("gpg2")
         if gpg is None:
             raise ToolMissingError(f"gpg not found: {proc.INSTALL_HINTS['gpg']}")
-        cmd = ["rpmsign", "--addsign", "--define", f"_gpg_name {ctx.sign_key}"]
+        cmd = ["rpmsign", "--addsign", "--define", f"_gpg_name {inputs.sign_key}"]
         cmd += ["--define", f"__gpg {gpg}"]
-        if ctx.gpg_home:
-            cmd += ["--define", f"_gpg_path {ctx.gpg_home}"]
-        st.run([*cmd, *map(os.fspath, files)], env=build_env(ctx), what="rpmsign")
+        if inputs.gpg_home:
+            cmd += ["--define", f"_gpg_path {inputs.gpg_home}"]
+        st.run([*cmd, *map(os.fspath, files)], env=build_env(inputs), what="rpmsign")
 
 
-def _defines(ctx: BuildContext, top: Path) -> list[str]:
-    return ["--define", f"_topdir {top}", "--define", f"_tmppath {ctx.work_dir / 'tmp'}"]
+def _defines(ws: Workspace, top: Path) -> list[str]:
+    return ["--define", f"_topdir {top}", "--define", f"_tmppath {ws.work_dir / 'tmp'}"]
 
 
 def _append_tail(st: Stage, log: Path) -> None:

@@ -1,0 +1,658 @@
+"""The Dask executor: same results as the local one, worker deaths, Ctrl-C, checksums.
+
+One LocalCluster (2 worker processes, ``mock=1`` each) serves the module; the executor
+connects to it by address, as ``--scheduler-address`` does.  Its workers get a fake
+``mock`` on PATH (it runs the real ``rpmbuild --rebuild``) and a HOME of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from conftest import Repo
+from rpmtools import HAVE_CREATEREPO, HAVE_RPMBUILD, make_context, make_package, rpm_payload
+from rpmtools import rpm_query as rpmq
+
+from superbuild import worker
+from superbuild.build import BuildOptions, BuildResult, execute, prepare
+from superbuild.changes import load_head, resolve_range
+from superbuild.executors import dask_options, make_executor
+from superbuild.pipelines import (
+    PipelineFailed,
+    build_from_inputs,
+    collect_outputs,
+    prepare_inputs,
+)
+from superbuild.scheduler import Job, JobResult, OnError, run_jobs
+from superbuild.selection import SelectionOptions, make_plan
+from superbuild.testing.sample import make_sample_superproject
+
+distributed: Any = None
+with contextlib.suppress(ImportError):  # the optional extra may be missing
+    distributed = importlib.import_module("distributed")
+
+pytestmark = [
+    pytest.mark.dask,
+    pytest.mark.skipif(
+        distributed is None,
+        reason="LOUD SKIP: dask.distributed is not installed, the Dask executor is NOT tested "
+        "(pip install 'superbuild[dask]')",
+    ),
+]
+
+needs_rpm = pytest.mark.skipif(
+    not (HAVE_RPMBUILD and HAVE_CREATEREPO),
+    reason="LOUD SKIP: rpmbuild/createrepo_c missing, Dask RPM builds are NOT tested",
+)
+
+#: A mock that records how it was called and which repositories it was given, then
+#: rebuilds the SRPM with the real rpmbuild (BuildRequires unchecked).
+FAKE_MOCK = r"""#!/bin/sh
+set -e
+args="$*"
+srpm=; result=; repos=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rebuild) srpm=$2; shift;;
+    --resultdir) result=$2; shift;;
+    --addrepo) repos="$repos $2"; shift;;
+  esac
+  shift
+done
+{
+  echo "fake mock $args"
+  for r in $repos; do
+    echo "repo $r"; ls "${r#file://}"
+  done
+} > "$result/build.log"
+top=$(mktemp -d)
+rpmbuild --rebuild --nodeps --define "_topdir $top" "$srpm" >> "$result/build.log" 2>&1
+cp "$top"/RPMS/*/*.rpm "$srpm" "$result/"
+rm -rf "$top"
+"""
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A LocalCluster of 2 processes whose workers have a fake mock and their own HOME."""
+    assert distributed is not None
+    fake = tmp_path_factory.mktemp("fake-bin")
+    (fake / "mock").write_text(FAKE_MOCK)
+    (fake / "mock").chmod(0o755)
+    home = tmp_path_factory.mktemp("worker-home")
+    saved = {k: os.environ.get(k) for k in ("PATH", "HOME")}
+    os.environ["PATH"] = f"{fake}{os.pathsep}{os.environ['PATH']}"
+    os.environ["HOME"] = os.fspath(home)
+    try:
+        with distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.CRITICAL,
+            resources={"mock": 1},
+            preload=["superbuild.worker"],
+        ) as local:
+            yield local
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def client(cluster: Any) -> Iterator[Any]:
+    """A client of the module's cluster, for the tests' own questions."""
+    assert distributed is not None
+    with distributed.Client(cluster, set_as_default=False) as c:
+        yield c
+
+
+def plan_all(repo: Path) -> Any:
+    product, links = load_head(repo, resolve_range(repo, None, "HEAD"))
+    return make_plan(product, SelectionOptions(all=True), links)
+
+
+def build_with(
+    repo: Path,
+    output: Path,
+    executor: str,
+    *,
+    builder: str = "rpmbuild",
+    executor_options: Mapping[str, Any] | None = None,
+    jobs: int = 2,
+) -> BuildResult:
+    options = BuildOptions(
+        jobs=jobs,
+        builder=builder,
+        output=output,
+        executor=executor,
+        executor_options=dict(executor_options or {}),
+    )
+    return execute(prepare(repo, plan_all(repo), options), options)
+
+
+def statuses(result: BuildResult) -> dict[str, tuple[str, str]]:
+    return {p["package"]: (p["status"], p["reason"]) for p in result.report()["packages"]}
+
+
+def command_product(repo: Repo, steps: Mapping[str, tuple[str, tuple[str, ...]]]) -> Path:
+    """A superproject of ``command`` packages (``source: none``): name -> (step, requires)."""
+    for name, (step, requires) in steps.items():
+        req = f"requires: [{', '.join(requires)}]\n" if requires else ""
+        repo.manifest(
+            name,
+            f"path: repos/{name}\npipeline: command\nsource: none\n{req}"
+            f"commands: [{json.dumps(step)}]\n",
+        )
+        repo.link(f"repos/{name}")
+    repo.commit("product")
+    return repo.path
+
+
+def output_files(output: Path) -> list[str]:
+    return sorted(
+        p.relative_to(output).as_posix()
+        for p in output.rglob("*")
+        if p.is_file() and "repodata" not in p.parts and p.name != ".superbuild.lock"
+    )
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def describe(pid: int) -> str:
+    """``pid: command line (state)`` of a process, for failure messages."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return f"{pid}: gone"
+    return f"{pid}: {cmdline.strip()} ({state})"
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "zombie" not in status.lower()
+
+
+def sleeping_builds(step: str) -> list[int]:
+    """Marked processes (any executor) whose command line is ``step``."""
+    found = []
+    for pid in worker.marked_processes(""):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if cmdline.strip() == step:
+            found.append(pid)
+    return found
+
+
+# --------------------------------------------------------------------------- unit
+
+
+def test_registry_does_not_import_dask() -> None:
+    code = (
+        "import sys, superbuild.executors, superbuild.worker, superbuild.build\n"
+        "assert 'dask' in superbuild.executors.EXECUTORS\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_scheduler_address_from_flag_then_environment() -> None:
+    env = {"SUPERBUILD_SCHEDULER_ADDRESS": "tcp://10.0.0.5:8786"}
+    assert dask_options("tcp://flag:1", env) == {"address": "tcp://flag:1"}
+    assert dask_options(None, env) == {"address": "tcp://10.0.0.5:8786"}
+    assert dask_options(None, {}) == {}
+
+
+def test_unreachable_scheduler_is_a_one_line_error() -> None:
+    from superbuild.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"cannot connect to the Dask scheduler at tcp://127"):
+        make_executor("dask", parallel=1, address="tcp://127.0.0.1:1", connect_timeout=1)
+
+
+def test_dependency_rpms_are_transitive_and_this_runs_only() -> None:
+    from superbuild.executors.dask import dependency_rpms
+
+    requires = {"a": (), "b": ("a", "outside"), "c": ("b",), "d": ()}
+    rpms = {"a": ("rpms/noarch/a.rpm",), "b": ("rpms/x86_64/b.rpm",), "d": ("rpms/d.rpm",)}
+    assert dependency_rpms("c", requires, rpms) == ["rpms/noarch/a.rpm", "rpms/x86_64/b.rpm"]
+    assert dependency_rpms("a", requires, rpms) == []
+
+
+def test_outputs_with_a_bad_checksum_fail_and_write_nothing(tmp_path: Path) -> None:
+    step = 'mkdir "$SUPERBUILD_OUTPUT/d" && echo payload > "$SUPERBUILD_OUTPUT/d/f.txt"'
+    package = make_package("docs", pipeline="command", commands=(step,), source="none")
+    ctx = make_context(tmp_path, package, "f" * 40, tmp_path / "nowhere")
+    outputs = build_from_inputs(prepare_inputs(ctx))
+    assert outputs.failure is None
+    assert outputs.files is not None
+    assert [b.name for b in outputs.files] == ["d", "d/f.txt"]
+
+    # Intact: collected as the local executor would.
+    built = collect_outputs(ctx, outputs)
+    assert built.artifacts == ["files/docs/d/f.txt"]
+    assert list(built.stage_durations) == ["command", "collect"]
+    assert (tmp_path / "output/files/docs/d/f.txt").read_text() == "payload\n"
+
+    # One flipped byte in transit: the package fails, the output keeps the old files.
+    blob = outputs.files[1]
+    corrupt = dataclasses.replace(blob, data=b"pAyload\n")
+    bad = dataclasses.replace(outputs, files=(outputs.files[0], corrupt))
+    ctx2 = make_context(tmp_path, package, "f" * 40, tmp_path / "nowhere", run="run2")
+    with pytest.raises(PipelineFailed) as info:
+        collect_outputs(ctx2, bad)
+    message = str(info.value)
+    assert "sha256 mismatch for d/f.txt" in message
+    assert "nothing was written to the output repository" in message
+    assert info.value.stage == "collect"
+    assert info.value.log == ctx2.log_dir / "collect.log"
+    assert (tmp_path / "output/files/docs/d/f.txt").read_text() == "payload\n"
+    assert (ctx2.log_dir / "command.log").is_file()  # the intact logs still arrive
+
+
+def test_worker_failure_comes_back_with_its_logs(tmp_path: Path) -> None:
+    package = make_package(
+        "bad", pipeline="command", commands=("echo boom >&2; exit 4",), source="none"
+    )
+    ctx = make_context(tmp_path, package, "f" * 40, tmp_path)
+    outputs = build_from_inputs(prepare_inputs(ctx))
+    assert outputs.failure is not None
+    log = ctx.log_dir / "command.log"
+    with pytest.raises(PipelineFailed) as info:
+        collect_outputs(ctx, outputs)
+    assert str(info.value) == (
+        f"bad: command stage failed (exit 4) in step 1 (echo boom >&2; exit 4), see {log}"
+    )
+    assert info.value.log == log
+    assert b"boom" in log.read_bytes()
+    assert not (tmp_path / "output").exists()
+
+
+def test_corrupted_inputs_are_refused_by_the_worker(tmp_path: Path) -> None:
+    from superbuild.pipelines import Blob, absolute_context, inputs_for
+
+    package = make_package("x", pipeline="command", commands=("true",))
+    ctx = absolute_context(make_context(tmp_path, package, "f" * 40, tmp_path))
+    tarball = Blob.of("x-fffffff.tar.gz", b"data")
+    inputs = inputs_for(ctx, {}, sources=[dataclasses.replace(tarball, data=b"date")])
+    outputs = build_from_inputs(inputs)
+    assert outputs.failure is not None
+    assert "x: inputs corrupted in transit (sha256 mismatch: x-fffffff.tar.gz)" in str(
+        outputs.failure
+    )
+
+
+# --------------------------------------------------------------------------- on the cluster
+
+
+@pytest.mark.rpm
+@needs_rpm
+def test_same_report_and_repository_as_the_local_executor(
+    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_build import PRODUCT, write_manifests
+
+    sample = make_sample_superproject(
+        tmp_path / "sp", write_manifests(tmp_path / "manifests", PRODUCT), settings=None
+    )
+    monkeypatch.chdir(sample.path)
+    local = build_with(sample.path, tmp_path / "out-local", "local")
+    remote = build_with(
+        sample.path,
+        tmp_path / "out-dask",
+        "dask",
+        executor_options={"address": cluster.scheduler_address},
+    )
+    assert local.result == remote.result == "success"
+    lrep, rrep = local.report(), remote.report()
+
+    def shape(report: dict[str, Any]) -> list[tuple[str, str, str, list[str]]]:
+        return [
+            (p["package"], p["status"], p["reason"], [Path(a).name for a in p["artifacts"]])
+            for p in report["packages"]
+        ]
+
+    assert shape(lrep) == shape(rrep)
+    lout, rout = tmp_path / "out-local", tmp_path / "out-dask"
+    assert output_files(lout) == output_files(rout)
+    assert len(output_files(lout)) == 2 * len(PRODUCT)
+    for rel in output_files(lout):
+        qf = "%{NAME} %{VERSION} %{RELEASE} %{ARCH} %{VCS}"
+        assert rpmq(lout / rel, qf) == rpmq(rout / rel, qf)
+        if not rel.startswith("srpms/"):
+            assert rpm_payload(lout / rel) == rpm_payload(rout / rel)
+    for sub in ("rpms", "srpms"):
+        assert (rout / sub / "repodata" / "repomd.xml").is_file()
+    for name in PRODUCT:
+        logs = sorted(p.name for p in remote.run.contexts[name].log_dir.iterdir())
+        assert logs == sorted(p.name for p in local.run.contexts[name].log_dir.iterdir())
+        assert logs == ["collect.log", "rpm.log", "source.log", "srpm.log"]
+        result = remote.outcomes[name].result
+        assert result is not None and result.data["worker"]
+    # nothing half-written, no scratch left behind
+    assert not [f for f in rout.rglob("*") if f.name.startswith(".") and f.suffix != ".lock"]
+    assert not list((sample.path / ".superbuild" / "work").rglob("*.rpm"))
+
+
+@pytest.mark.rpm
+@needs_rpm
+def test_mock_builds_get_this_runs_rpms_shipped(
+    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_build import write_manifests
+
+    product = {"base": [], "client": ["base"]}
+    sample = make_sample_superproject(
+        tmp_path / "sp", write_manifests(tmp_path / "manifests", product), settings=None
+    )
+    monkeypatch.chdir(sample.path)
+    output = tmp_path / "out"
+    result = build_with(
+        sample.path,
+        output,
+        "dask",
+        builder="mock",
+        executor_options={"address": cluster.scheduler_address},
+    )
+    assert result.result == "success", statuses(result)
+    client_logs = result.run.contexts["client"].log_dir
+    mock_log = (client_logs / "mock-build.log").read_text()
+    first = mock_log.splitlines()[0]
+    assert first.startswith("fake mock -r default --rebuild ")
+    assert f"--addrepo file://{output}" not in first  # no coordinator path on a worker
+    assert "/deps-repo" in first
+    base_rpm = next(output.glob("rpms/noarch/base-*.noarch.rpm"))
+    assert base_rpm.name in mock_log  # shipped and made a repository for the worker
+    assert "repodata" in mock_log
+    assert "1 RPM(s) of this run" in (client_logs / "rpm.log").read_text()
+    base_log = (result.run.contexts["base"].log_dir / "mock-build.log").read_text()
+    assert "--addrepo" not in base_log.splitlines()[0]  # base needs nothing of this run
+    assert (output / "rpms" / "repodata" / "repomd.xml").is_file()  # published for mock
+
+
+def test_mock_without_mock_workers_fails_clearly(tmp_path: Path, repo: Repo) -> None:
+    assert distributed is not None
+    repo.manifest("m", "path: repos/m\nbuilder: mock\n")
+    repo.link("repos/m")
+    repo.commit()
+    with distributed.LocalCluster(
+        n_workers=1,
+        processes=False,
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.CRITICAL,
+    ) as plain:
+        result = build_with(
+            repo.path,
+            tmp_path / "out",
+            "dask",
+            builder="mock",
+            executor_options={"address": plain.scheduler_address},
+        )
+    status, reason = statuses(result)["m"]
+    assert status == "failed"
+    assert "no Dask worker offers the resource mock=1" in reason
+    assert "--resources mock=1" in reason
+
+
+def test_plain_jobs_run_as_they_are(cluster: Any) -> None:
+    jobs = {
+        "ok": Job("ok", frozenset(), JobResult, ("succeeded", "", ["a"])),
+        # int("not a number") raises ValueError on the worker
+        "boom": Job("boom", frozenset(), cast("Callable[..., JobResult]", int), ("not a number",)),
+        "after": Job("after", frozenset({"boom"}), JobResult, ("succeeded",)),
+    }
+    with make_executor("dask", parallel=2, address=cluster.scheduler_address) as ex:
+        outcomes = run_jobs(jobs, ex, parallel=2)
+    assert outcomes["ok"].status == "succeeded"
+    assert outcomes["ok"].result is not None and outcomes["ok"].result.artifacts == ["a"]
+    assert outcomes["boom"].status == "failed"
+    assert outcomes["boom"].reason.startswith("ValueError: invalid literal for int()")
+    assert outcomes["after"].status == "skipped"
+
+
+def first_attempt_hangs(flag: Path) -> str:
+    """A step whose first attempt sleeps 30 s (to be killed); a retry goes straight on."""
+    return f"if mkdir {flag} 2>/dev/null; then sleep 30; fi"
+
+
+def kill_worker_running(client: Any, step: str) -> int:
+    """SIGKILL the worker process whose build runs ``step``; its pid."""
+    sleeper: int = wait_for(lambda: sleeping_builds(step), 30, f"a build running {step!r}")[0]
+    workers = set(client.run(os.getpid).values())
+    pid = sleeper
+    while pid not in workers:
+        pid = parent_of(pid)
+        assert pid > 1, "the build is not under a worker of the cluster"
+    os.kill(pid, signal.SIGKILL)
+    return sleeper
+
+
+def build_in_thread(
+    repo: Path, output: Path, address: str
+) -> tuple[threading.Thread, dict[str, BuildResult]]:
+    box: dict[str, BuildResult] = {}
+
+    def target() -> None:
+        box["result"] = build_with(
+            repo, output, "dask", jobs=2, executor_options={"address": address}
+        )
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, box
+
+
+WRITE = 'echo {name} > "$SUPERBUILD_OUTPUT/{name}.txt"'
+
+
+def test_killed_worker_task_is_retried_once_and_collected_once(
+    cluster: Any, client: Any, tmp_path: Path, repo: Repo
+) -> None:
+    steps = {
+        "slow": (f"{first_attempt_hangs(tmp_path / 'flag')}; {WRITE.format(name='slow')}", ()),
+        "after": (WRITE.format(name="after"), ("slow",)),
+        "other": (WRITE.format(name="other"), ()),
+    }
+    path = command_product(repo, steps)
+    output = tmp_path / "out"
+    thread, box = build_in_thread(path, output, cluster.scheduler_address)
+    orphan = kill_worker_running(client, "sleep 30")
+    assert alive(orphan)  # builds run in sessions of their own: they outlive the worker
+    thread.join(60)
+    assert not thread.is_alive()
+    result = box["result"]
+    assert statuses(result) == {n: ("succeeded", "") for n in steps}
+    assert [p["package"] for p in result.report()["packages"]].count("slow") == 1
+    assert output_files(output) == [f"files/{n}/{n}.txt" for n in ("after", "other", "slow")]
+    assert not alive(orphan)  # the killed worker's build was stopped by close()
+    client.wait_for_workers(2, timeout=30)  # the nanny restarted it
+
+
+def test_worker_dying_too_often_fails_the_package_clearly(
+    cluster: Any, client: Any, tmp_path: Path, repo: Repo
+) -> None:
+    steps = {
+        "slow": (f"sleep 30; {WRITE.format(name='slow')}", ()),
+        "after": (WRITE.format(name="after"), ("slow",)),
+        "other": (WRITE.format(name="other"), ()),
+    }
+    path = command_product(repo, steps)
+    output = tmp_path / "out"
+    cluster.scheduler.allowed_failures = 0
+    try:
+        thread, box = build_in_thread(path, output, cluster.scheduler_address)
+        orphan = kill_worker_running(client, "sleep 30")
+        thread.join(60)
+    finally:
+        cluster.scheduler.allowed_failures = 3
+    assert not thread.is_alive()
+    assert not alive(orphan)
+    found = statuses(box["result"])
+    status, reason = found["slow"]
+    assert status == "failed"
+    assert reason.startswith("slow: worker died 1 time while building slow (last on tcp://")
+    assert found["after"] == ("skipped", "dependency slow failed")
+    assert found["other"] == ("succeeded", "")
+    assert output_files(output) == ["files/other/other.txt"]
+    client.wait_for_workers(2, timeout=30)
+
+
+def test_fail_fast_cancels_builds_running_on_the_workers(
+    cluster: Any, client: Any, tmp_path: Path, repo: Repo
+) -> None:
+    steps = {"bad": ("sleep 0.5; exit 3", ()), "slow": ("sleep 30", ())}
+    path = command_product(repo, steps)
+    options = BuildOptions(
+        jobs=2,
+        output=tmp_path / "out",
+        on_error=OnError.interrupt,
+        executor="dask",
+        executor_options={"address": cluster.scheduler_address},
+    )
+    box: dict[str, BuildResult] = {}
+    thread = threading.Thread(
+        target=lambda: box.update(result=execute(prepare(path, plan_all(path), options), options)),
+        daemon=True,
+    )
+    start = time.monotonic()
+    thread.start()
+    sleeper = wait_for(lambda: sleeping_builds("sleep 30"), 30, "the slow build")[0]
+    thread.join(60)
+    assert not thread.is_alive()
+    assert time.monotonic() - start < 20
+    found = statuses(box["result"])
+    assert found["bad"][0] == "failed"
+    assert found["slow"] == ("cancelled", "--fail-fast after bad failed")
+    assert not alive(sleeper)  # stopped on the worker, not left to finish
+    assert client.submit(sum, [1, 2], pure=False).result() == 3  # the cluster is still up
+
+
+DRIVER = textwrap.dedent(
+    """\
+    # superbuild build --executor dask, through the library (what the CLI runs).
+    import json, sys
+    from pathlib import Path
+
+    from superbuild.build import BuildOptions, execute, prepare
+    from superbuild.changes import load_head, resolve_range
+    from superbuild.selection import SelectionOptions, make_plan
+
+
+    def main() -> int:
+        repo, report = Path(sys.argv[1]), Path(sys.argv[2])
+        product, links = load_head(repo, resolve_range(repo, None, "HEAD"))
+        plan = make_plan(product, SelectionOptions(all=True), links)
+        options = BuildOptions(jobs=2, executor="dask")
+        result = execute(prepare(repo, plan, options), options)
+        report.write_text(json.dumps(result.report()))
+        return 130 if result.outcomes.interrupted else 0 if result.result == "success" else 1
+
+
+    if __name__ == "__main__":
+        sys.exit(main())
+    """
+)
+
+
+def descendants(pid: int) -> set[int]:
+    out = subprocess.run(
+        ["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=True
+    ).stdout
+    pairs = [tuple(map(int, line.split())) for line in out.splitlines() if line.strip()]
+    found = {pid}
+    changed = True
+    while changed:
+        changed = False
+        for p, pp in pairs:
+            if pp in found and p not in found:
+                found.add(p)
+                changed = True
+    found.discard(pid)
+    return found
+
+
+def test_ctrl_c_cancels_stops_the_cluster_and_exits_130(tmp_path: Path, repo: Repo) -> None:
+    steps = {"a": ("sleep 60", ()), "b": ("sleep 60", ()), "c": ("true", ("a",))}
+    path = command_product(repo, steps)
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    report = tmp_path / "report.json"
+    child = subprocess.Popen(
+        [sys.executable, os.fspath(driver), os.fspath(path), os.fspath(report)],
+        cwd=path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def both_sleeping() -> set[int]:
+            kids = descendants(child.pid)
+            mine = {p for p in sleeping_builds("sleep 60") if p in kids}
+            return mine if len(mine) == 2 else set()
+
+        sleepers = wait_for(both_sleeping, 60, "both builds sleeping on the workers")
+        family = descendants(child.pid)
+        assert len(family) >= 4  # two workers (their sh and sleep), at least
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 130, err
+    assert "Traceback" not in err, err
+    # A process may still be exiting (its memory freed, not yet reaped) as we look.
+    deadline = time.monotonic() + 5
+    while (left := [p for p in family | sleepers if alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, [describe(p) for p in left]
+    data = json.loads(report.read_text())
+    assert data["result"] == "interrupted"
+    assert {p["package"]: p["status"] for p in data["packages"]} == {
+        "a": "cancelled",
+        "b": "cancelled",
+        "c": "cancelled",
+    }
