@@ -166,13 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--executor",
         choices=["local", "dask"],
-        help="where jobs run (default: settings executor, $SUPERBUILD_EXECUTOR, else local)",
+        help="where jobs run (default: $SUPERBUILD_EXECUTOR, else executor: in superbuild.yaml, else local)",
     )
     p.add_argument(
         "--scheduler-address",
         metavar="ADDR",
         help="dask: the scheduler to connect to, e.g. tcp://10.0.0.5:8786 "
-        "(default: $SUPERBUILD_SCHEDULER_ADDRESS, else an embedded LocalCluster)",
+        "(default: $SUPERBUILD_SCHEDULER_ADDRESS, else scheduler_address: in superbuild.yaml, "
+        "else an embedded LocalCluster)",
     )
 
     p = verbs.add_parser("status", help="each package: recorded commit, checkout, last build")

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 MANIFESTS_DIR = "manifests"
 SETTINGS_FILE = "superbuild.yaml"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 PIPELINES = ("rpm", "command")
 BUILDERS = ("rpmbuild", "mock")
 STAGES = ("source", "srpm", "rpm", "sign", "command", "verify")
@@ -89,6 +89,8 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "defaults": {"type": "object", "additionalProperties": False, "properties": PACKAGE_KEYS},
         "output": {"type": "string", "minLength": 1},
         "jobs": {"type": "integer", "minimum": 1},
+        "executor": {"enum": ["local", "dask"]},
+        "scheduler_address": {"type": "string", "minLength": 1},
         "sign": {
             "type": "object",
             "additionalProperties": False,
@@ -198,6 +200,8 @@ class Settings:
     sign_key: str | None = None
     gpg_home: str | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    executor: str | None = None
+    scheduler_address: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -206,6 +210,8 @@ class Settings:
             "sign_key": self.sign_key,
             "gpg_home": self.gpg_home,
             "defaults": dict(self.defaults),
+            "executor": self.executor,
+            "scheduler_address": self.scheduler_address,
         }
 
     @classmethod
@@ -391,6 +397,8 @@ def _parse(
                 sign_key=sign.get("key"),
                 gpg_home=sign.get("gpg_home"),
                 defaults=raw.get("defaults", {}),
+                executor=raw.get("executor"),
+                scheduler_address=raw.get("scheduler_address"),
             )
     import re
 

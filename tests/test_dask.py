@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -568,33 +567,6 @@ def test_fail_fast_cancels_builds_running_on_the_workers(
     assert client.submit(sum, [1, 2], pure=False).result() == 3  # the cluster is still up
 
 
-DRIVER = textwrap.dedent(
-    """\
-    # superbuild build --executor dask, through the library (what the CLI runs).
-    import json, sys
-    from pathlib import Path
-
-    from superbuild.build import BuildOptions, execute, prepare
-    from superbuild.changes import load_head, resolve_range
-    from superbuild.selection import SelectionOptions, make_plan
-
-
-    def main() -> int:
-        repo, report = Path(sys.argv[1]), Path(sys.argv[2])
-        product, links = load_head(repo, resolve_range(repo, None, "HEAD"))
-        plan = make_plan(product, SelectionOptions(all=True), links)
-        options = BuildOptions(jobs=2, executor="dask")
-        result = execute(prepare(repo, plan, options), options)
-        report.write_text(json.dumps(result.report()))
-        return 130 if result.outcomes.interrupted else 0 if result.result == "success" else 1
-
-
-    if __name__ == "__main__":
-        sys.exit(main())
-    """
-)
-
-
 def descendants(pid: int) -> set[int]:
     out = subprocess.run(
         ["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=True
@@ -615,11 +587,12 @@ def descendants(pid: int) -> set[int]:
 def test_ctrl_c_cancels_stops_the_cluster_and_exits_130(tmp_path: Path, repo: Repo) -> None:
     steps = {"a": ("sleep 60", ()), "b": ("sleep 60", ()), "c": ("true", ("a",))}
     path = command_product(repo, steps)
-    driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER)
     report = tmp_path / "report.json"
     child = subprocess.Popen(
-        [sys.executable, os.fspath(driver), os.fspath(path), os.fspath(report)],
+        [
+            *(sys.executable, "-m", "superbuild", "build", "--all", "-j", "2"),
+            *("--executor", "dask", "--report", os.fspath(report)),
+        ],
         cwd=path,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -656,3 +629,60 @@ def test_ctrl_c_cancels_stops_the_cluster_and_exits_130(tmp_path: Path, repo: Re
         "b": "cancelled",
         "c": "cancelled",
     }
+
+
+@pytest.mark.rpm
+@needs_rpm
+def test_cli_dask_build_records_the_same_state_as_local(cluster: Any, tmp_path: Path) -> None:
+    """``superbuild build --executor dask``: same report and state rows as ``--executor local``."""
+    import sqlite3
+
+    from test_build import PRODUCT, write_manifests
+
+    sample = make_sample_superproject(
+        tmp_path / "sp", write_manifests(tmp_path / "manifests", PRODUCT), settings=None
+    )
+
+    def build(executor: str, *extra: str) -> dict[str, Any]:
+        report = tmp_path / f"{executor}.json"
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "superbuild", "build", "--all", "-j", "2"),
+                *("--builder", "rpmbuild", "--executor", executor, *extra),
+                *("--output", os.fspath(tmp_path / f"out-{executor}")),
+                *("--report", os.fspath(report)),
+            ],
+            cwd=sample.path,
+            env=sample.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        data: dict[str, Any] = json.loads(report.read_text())
+        return data
+
+    local = build("local")
+    remote = build("dask", "--scheduler-address", cluster.scheduler_address)
+
+    def shape(report: dict[str, Any]) -> list[tuple[str, str, str, list[str]]]:
+        return [
+            (p["package"], p["commit"], p["status"], sorted(Path(a).name for a in p["artifacts"]))
+            for p in report["packages"]
+        ]
+
+    assert shape(local) == shape(remote)
+    db = sqlite3.connect(sample.path / ".superbuild" / "state.db")
+    rows = {
+        run: sorted(
+            db.execute(
+                "SELECT package, commit_id, status, build_key FROM builds WHERE run_id = ?",
+                (run,),
+            )
+        )
+        for run in (local["run"], remote["run"])
+    }
+    db.close()
+    assert rows[local["run"]] == rows[remote["run"]]
+    assert len(rows[local["run"]]) == len(PRODUCT)

@@ -28,6 +28,7 @@ from superbuild.commands import superproject
 from superbuild.commands.plan import options_from as selection_options
 from superbuild.commands.plan import plan_from_args
 from superbuild.errors import EXIT_FAILED, EXIT_INTERRUPTED, UsageError
+from superbuild.manifest import Settings
 from superbuild.scheduler import OnError
 from superbuild.selection import Plan, SelectionOptions, make_plan
 
@@ -51,15 +52,34 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def options_from(args: argparse.Namespace, settings_jobs: int | None) -> BuildOptions:
-    jobs = args.jobs or settings_jobs or os.cpu_count() or 1
+def options_from(args: argparse.Namespace, settings: Settings) -> BuildOptions:
+    """Build options: command line, then environment, then ``superbuild.yaml``."""
+    from superbuild.executors import dask_options
+
+    jobs = args.jobs or settings.jobs or os.cpu_count() or 1
     if jobs < 1:
         raise UsageError(f"-j must be at least 1, not {jobs}")
+    executor = (
+        getattr(args, "executor", None)
+        or os.environ.get("SUPERBUILD_EXECUTOR")
+        or settings.executor
+        or "local"
+    )
+    address = getattr(args, "scheduler_address", None)
+    if address and executor != "dask":
+        raise UsageError("--scheduler-address needs --executor dask")
+    options = {}
+    if executor == "dask":
+        options = dask_options(address) or (
+            {"address": settings.scheduler_address} if settings.scheduler_address else {}
+        )
     return BuildOptions(
         jobs=jobs,
         builder=args.builder,
         output=Path(args.output).resolve() if args.output else None,
         on_error=OnError.interrupt if args.fail_fast else OnError.continue_,
+        executor=executor,
+        executor_options=options,
     )
 
 
@@ -202,7 +222,7 @@ def _build(
     from superbuild.progress import make_progress, summary_table
     from superbuild.state import build_inputs
 
-    options = options_from(args, plan.product.settings.jobs)
+    options = options_from(args, plan.product.settings)
     run_ = prepare(repo, plan, options, weights=state.weights(plan.packages), run_id=run_id)
     recorder = None
     if not plan.packages:
