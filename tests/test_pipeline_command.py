@@ -113,7 +113,7 @@ def test_source_none_runs_one_process_per_step_and_no_git(
     package = make_package("bench", pipeline="command", commands=("true",), source="none")
     ctx = make_context(tmp_path, package, "f" * 40, tmp_path / "no-such-repo")
     result = run_package(ctx, runner)
-    assert calls == [["sh", "-c", "true"]]
+    assert calls == [["true"]]  # a plain step runs without a shell, as make runs it
     assert result.artifacts == []
     assert list(result.stage_durations) == ["command"]
     assert sorted(p.name for p in ctx.log_dir.iterdir()) == ["command.log"]
@@ -199,3 +199,35 @@ def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.Monk
     assert Path(result.log_dir).is_absolute()
     text = (tmp_path / "output" / "files" / "rel" / "src.txt").read_text().strip()
     assert text == os.fspath(tmp_path / "work" / "run1" / "rel" / "src")
+
+
+@pytest.mark.parametrize(
+    ("step", "argv"),
+    [
+        ("make -j4 install", ["make", "-j4", "install"]),
+        ("true", ["true"]),
+        ("./configure --prefix=/usr", ["./configure", "--prefix=/usr"]),
+        ("make && make install", None),
+        ("echo $HOME", None),
+        ("cd src", None),
+        ("exit 3", None),
+        ("CC=gcc make", None),
+        ("echo 'quoted'", None),
+        ("ls > out", None),
+    ],
+)
+def test_plain_steps_skip_the_shell(step: str, argv: list[str] | None) -> None:
+    from superbuild.pipelines.command import plain_argv
+
+    assert plain_argv(step) == argv
+
+
+def test_missing_program_in_a_plain_step_fails_like_the_shell(tmp_path: Path) -> None:
+    package = make_package(
+        "bench", pipeline="command", commands=("no-such-program-here --flag",), source="none"
+    )
+    ctx = make_context(tmp_path, package, "f" * 40, tmp_path / "no-such-repo")
+    with pytest.raises(PipelineFailed) as info:
+        run_package(ctx)
+    assert "command stage failed (exit 127) in step 1" in str(info.value)
+    assert "not found" in (ctx.log_dir / "command.log").read_text()

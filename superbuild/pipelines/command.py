@@ -1,8 +1,9 @@
 """The ``command`` pipeline: run the manifest's shell steps, collect what they leave behind.
 
-Each entry of ``commands`` runs as ``sh -c STEP``: the step is the user's own shell
-text; superbuild passes its values only through environment variables, never by
-pasting them into the text:
+Each entry of ``commands`` runs as ``sh -c STEP`` (a plain step, words without shell
+syntax such as ``make -j4 install``, runs directly, as make runs such recipes: see
+:func:`plain_argv`): the step is the user's own shell text; superbuild passes its values
+only through environment variables, never by pasting them into the text:
 
 ==========================  ===============================================================
 ``SUPERBUILD_PACKAGE``      the package name
@@ -31,11 +32,13 @@ The per-package cost with ``source: none`` is one process per step and a few
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tarfile
 from pathlib import Path
 
 from superbuild import git as g
+from superbuild.errors import ToolMissingError
 from superbuild.pipelines import (
     Blob,
     BuildContext,
@@ -54,6 +57,81 @@ from superbuild.pipelines import (
 
 #: Characters of a step shown in a failure message.
 STEP_PREVIEW = 60
+
+_PLAIN_WORD = r"[A-Za-z0-9_./=:,+@%-]+"
+_PLAIN_STEP = re.compile(rf"{_PLAIN_WORD}( +{_PLAIN_WORD})*")
+#: Words whose meaning needs a shell (builtins that act on the shell itself, keywords).
+_SHELL_ONLY = frozenset(
+    [
+        ".",
+        ":",
+        "[[",
+        "!",
+        "{",
+        "}",
+        "alias",
+        "bg",
+        "break",
+        "case",
+        "cd",
+        "command",
+        "continue",
+        "do",
+        "done",
+        "elif",
+        "else",
+        "esac",
+        "eval",
+        "exec",
+        "exit",
+        "export",
+        "fg",
+        "fi",
+        "for",
+        "function",
+        "getopts",
+        "hash",
+        "if",
+        "in",
+        "jobs",
+        "local",
+        "read",
+        "readonly",
+        "return",
+        "select",
+        "set",
+        "shift",
+        "source",
+        "then",
+        "time",
+        "times",
+        "trap",
+        "type",
+        "ulimit",
+        "umask",
+        "unalias",
+        "unset",
+        "until",
+        "wait",
+        "while",
+    ]
+)
+
+
+def plain_argv(step: str) -> list[str] | None:
+    """The argv of a step that needs no shell, as make runs such recipes; else None.
+
+    Plain means words of ``[A-Za-z0-9_./=:,+@%-]`` separated by spaces, the first not an
+    assignment nor a word only a shell understands: ``make -j4 install`` qualifies,
+    ``make && make install`` or ``cd src`` do not.  Running it directly saves starting
+    ``sh`` for each step.
+    """
+    if not _PLAIN_STEP.fullmatch(step):
+        return None
+    argv = step.split()
+    if "=" in argv[0] or argv[0] in _SHELL_ONLY:
+        return None
+    return argv
 
 
 def _preview(step: str) -> str:
@@ -118,9 +196,15 @@ class CommandPipeline:
             total = len(pkg.commands)
             for number, step in enumerate(pkg.commands, 1):
                 st.note(f"# step {number}/{total}")
-                st.run(
-                    ["sh", "-c", step], cwd=src, env=env, what=f"step {number} ({_preview(step)})"
-                )
+                what = f"step {number} ({_preview(step)})"
+                argv = plain_argv(step)
+                if argv is not None:
+                    try:
+                        st.run(argv, cwd=src, env=env, what=what)
+                        continue
+                    except ToolMissingError:
+                        pass  # let the shell say it (exit 127), as it would have
+                st.run(["sh", "-c", step], cwd=src, env=env, what=what)
         return BuildProducts(package=pkg.name, files_dir=out, version=pkg.version)
 
     def _archive(self, ctx: BuildContext, st: Stage) -> Blob:
