@@ -144,7 +144,12 @@ def build_job(ctx: BuildContext) -> JobResult:
 
 
 def publish(ctx: BuildContext) -> None:
-    """After a package is collected: what dependents need to see it."""
+    """After a package is collected: drop its scratch, let dependents see it.
+
+    Runs where the executor finishes a job (a worker thread, the Dask coordinator's
+    pool), so the clean-up overlaps other builds instead of trailing the run.
+    """
+    shutil.rmtree(ctx.work_dir, ignore_errors=True)
     if ctx.builder == "mock" and ctx.package.pipeline == "rpm":
         # Dependents built by mock read this run's repository (--addrepo): publish now.
         from superbuild import outrepo
@@ -263,9 +268,6 @@ def execute(
                 observers=all_observers,
             )
         result = BuildResult(run, outcomes)
-        for name, outcome in outcomes.items():
-            if outcome.status == "succeeded":
-                shutil.rmtree(run.contexts[name].work_dir, ignore_errors=True)
         if not outcomes.interrupted and any(o.status == "succeeded" for o in outcomes.values()):
             try:
                 outrepo.refresh_metadata(run.output)

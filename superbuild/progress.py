@@ -146,12 +146,25 @@ def make_progress(total: int, console: Console | None = None) -> PlainProgress |
     return PlainProgress(total, sys.stderr)
 
 
-def summary_table(report: dict[str, Any]) -> Table:
-    """The final table: one row per package."""
-    table = Table(title=f"build {report['result']}", title_justify="left", box=None)
+def summary_table(report: dict[str, Any], limit: int = 50) -> Table:
+    """The final table: one row per package; past ``limit`` packages, only the unsuccessful."""
+    packages = report["packages"]
+    shown = packages
+    caption = None
+    if len(packages) > limit:
+        shown = [p for p in packages if p["status"] != "succeeded"]
+        ok = len(packages) - len(shown)
+        caption = f"{ok} of {len(packages)} package(s) succeeded (see the JSON report for all)"
+    table = Table(
+        title=f"build {report['result']}",
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        box=None,
+    )
     for col in ("package", "status", "time", "artifacts / reason"):
         table.add_column(col, justify="right" if col == "time" else "left")
-    for p in report["packages"]:
+    for p in shown:
         style = _STYLE.get(p["status"], "")
         detail = p["reason"] or f"{len(p['artifacts'])} file(s)"
         table.add_row(p["package"], f"[{style}]{p['status']}[/]", f"{p['duration_s']:.1f}s", detail)

@@ -63,3 +63,22 @@ def test_summary_table_lists_every_package() -> None:
     console.print(summary_table(report))
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "build failure" in text and "2 file(s)" in text and "dependency c failed" in text
+
+
+def test_summary_of_a_big_build_lists_only_what_did_not_succeed() -> None:
+    packages = [
+        {
+            "package": f"p{i}",
+            "status": "succeeded",
+            "duration_s": 1.0,
+            "reason": "",
+            "artifacts": [],
+        }
+        for i in range(60)
+    ]
+    packages[7] = {**packages[7], "status": "failed", "reason": "p7: rpm stage failed"}
+    console = Console(file=io.StringIO(), width=120)
+    console.print(summary_table({"result": "failure", "packages": packages}))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "p7: rpm stage failed" in text and "p8 " not in text
+    assert "59 of 60 package(s) succeeded" in text
