@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -329,7 +330,10 @@ def load_product(
                 f"{MANIFESTS_DIR}/<name>.yaml (see docs/manifest.md)"
             )
         return Product(commit, {})
-    key = f"manifests-{CACHE_FORMAT}-{__version__}-{tree}-{settings_blob or 'none'}.json"
+    key = (
+        f"manifests-{CACHE_FORMAT}-{__version__}-{sys.implementation.cache_tag}-"
+        f"{tree}-{settings_blob or 'none'}.marshal"
+    )
     if cache_dir is not None:
         cached = _read_cache(cache_dir / key)
         if cached is not None:
@@ -347,25 +351,43 @@ _ENTRY_KEYS = frozenset(Package.__dataclass_fields__) | {"digest"}
 
 
 def _read_cache(path: Path) -> tuple[dict[str, dict[str, Any]], Settings] | None:
+    """Read a cache file: a CRC-32 of the payload, then the payload in ``marshal`` format.
+
+    marshal (not JSON) because it loads 1,000 entries several times faster; the CRC is
+    checked before anything is unmarshalled, so a damaged file is ignored, never trusted.
+    The file name carries the interpreter's cache tag: marshal is version-specific.
+    """
+    import marshal
+    import zlib
+
     try:
-        data = json.loads(path.read_bytes())
-        entries = {e["name"]: e for e in data["packages"]}
-        if any(e.keys() != _ENTRY_KEYS for e in entries.values()):
+        raw = path.read_bytes()
+        if len(raw) < 4 or zlib.crc32(raw[4:]) != int.from_bytes(raw[:4], "big"):
+            return None
+        data = marshal.loads(raw[4:])
+        entries = data["packages"]
+        # The CRC vouches for the bytes and CACHE_FORMAT for the layout: one entry's keys
+        # are enough to catch a file of another layout that kept the same name.
+        first = next(iter(entries.values()), None) if isinstance(entries, dict) else {}
+        if first is not None and (not isinstance(first, dict) or first.keys() != _ENTRY_KEYS):
             return None
         return entries, Settings.from_dict(data["settings"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError):
         return None  # absent or corrupt: parse again
 
 
 def _write_cache(path: Path, product: Product) -> None:
+    import marshal
     import tempfile
+    import zlib
 
-    data = {"packages": list(product.entries.values()), "settings": product.settings.to_dict()}
+    data = {"packages": dict(product.entries), "settings": product.settings.to_dict()}
+    payload = marshal.dumps(data)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(data, separators=(",", ":")))  # dumps: the C encoder
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(zlib.crc32(payload).to_bytes(4, "big") + payload)
         Path(tmp).replace(path)
     except OSError:
         pass  # a read-only git dir: no cache, same answers

@@ -335,10 +335,15 @@ def test_cache_never_gives_a_wrong_answer(repo: Repo, capsys: pytest.CaptureFixt
     repo.commit("bump")
     first = changed(capsys, repo)
     cache = repo.path / ".git" / "superbuild"
-    files = list(cache.glob("manifests-*.json"))
+    files = list(cache.glob("manifests-*.marshal"))
     assert files, "the manifests cache was written"
     for f in files:
-        f.write_text("{not json")  # a corrupt cache is ignored
+        f.write_text("{not a cache")  # a corrupt cache is ignored
+    assert changed(capsys, repo) == first
+    for f in files:  # rewritten; now damage one byte in the middle of the payload
+        data = bytearray(f.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        f.write_bytes(bytes(data))
     assert changed(capsys, repo) == first
     # a new manifests tree is a new cache entry: the edit is seen
     repo.manifest("tool", "path: repos/tool\nrequires: [base]\n")
