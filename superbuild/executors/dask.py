@@ -48,7 +48,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import dask.config
@@ -57,6 +56,7 @@ import distributed as _distributed
 from superbuild import proc, worker
 from superbuild.build import build_job, job_result, publish
 from superbuild.errors import SuperbuildError, UsageError
+from superbuild.executors.base import QueueExecutor
 from superbuild.pipelines import (
     Blob,
     BuildContext,
@@ -81,8 +81,6 @@ DEFAULT_COORDINATOR_THREADS = 4
 #: Resource a worker must offer to run mock builds (``dask worker --resources mock=1``).
 MOCK_RESOURCE = "mock"
 
-#: How often a blocked ``wait()`` wakes up to let the interpreter raise KeyboardInterrupt.
-_SIGNAL_CHECK_S = 0.2
 #: Batching interval of the client's messages to the scheduler.  Dask's default (10 ms)
 #: caps a client at one batch of submissions per 10 ms: a package that becomes ready
 #: when another completes would wait up to that long.  2 ms is what the scheduler and
@@ -100,7 +98,7 @@ class WorkerDied(PipelineFailed):
     """The workers running a package's build died more times than the scheduler allows."""
 
 
-class DaskExecutor:
+class DaskExecutor(QueueExecutor):
     """Run jobs on a Dask cluster: an embedded LocalCluster, or the scheduler at ``address``.
 
     ``parallel`` is the scheduler's ``-j`` (jobs in flight).  The embedded cluster gets
@@ -219,24 +217,6 @@ class DaskExecutor:
         else:
             self._guard(self._submit_plain, job, priority, start)
 
-    def wait(self) -> list[Completion]:
-        """Block until a submitted job finishes; return every finished one."""
-        if self._pending <= 0:
-            raise RuntimeError("wait() with no job submitted")
-        while True:
-            try:
-                finished = [self._done.get(timeout=_SIGNAL_CHECK_S)]
-                break
-            except queue.Empty:
-                continue  # the interpreter runs pending signal handlers here
-        while True:
-            try:
-                finished.append(self._done.get_nowait())
-            except queue.Empty:
-                break
-        self._pending -= len(finished)
-        return finished
-
     def cancel(self) -> None:
         """Cancel every future, stop the builds' processes, stop the embedded cluster."""
         self._cancelled = True
@@ -277,19 +257,6 @@ class DaskExecutor:
         self._close_client()
         self._shutdown_cluster()
         self._config.__exit__(None, None, None)
-
-    def __enter__(self) -> DaskExecutor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is not None and self._pending:
-            self.cancel()
-        self.close()
 
     # ------------------------------------------------------------------ coordinator side
 

@@ -12,20 +12,14 @@ import math
 import queue
 import threading
 import time
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from superbuild import proc
+from superbuild.executors.base import QueueExecutor
 
 if TYPE_CHECKING:
     from superbuild.executors import Completion
     from superbuild.scheduler import Job, JobResult
-
-#: How often a blocked ``wait()`` wakes up.  A completion wakes it at once; the timeout
-#: is for signals: when the kernel delivers the process's SIGINT/SIGTERM to a worker
-#: thread, the main thread's untimed lock wait is not interrupted, and KeyboardInterrupt
-#: would only be raised at the next completion.
-_SIGNAL_CHECK_S = 0.2
 
 #: How long ``cancel()`` waits for a worker before it calls ``terminate_all()`` again: a
 #: process whose start raced with the first call (``proc`` registers a child after its
@@ -57,7 +51,7 @@ def _work(
         del job, result
 
 
-class LocalExecutor:
+class LocalExecutor(QueueExecutor):
     """Run up to ``parallel`` jobs at once on ``parallel`` worker threads.
 
     The threads start with the executor (again on the first ``submit()`` after
@@ -114,24 +108,6 @@ class LocalExecutor:
         self._pending += 1
         self._todo.put((-priority, next(self._seq), job))
 
-    def wait(self) -> list[Completion]:
-        """Block until a submitted job finishes; return every finished one."""
-        if self._pending <= 0:
-            raise RuntimeError("wait() with no job submitted")
-        while True:
-            try:
-                finished = [self._done.get(timeout=_SIGNAL_CHECK_S)]
-                break
-            except queue.Empty:
-                continue  # the interpreter runs pending signal handlers here
-        while True:
-            try:
-                finished.append(self._done.get_nowait())
-            except queue.Empty:
-                break
-        self._pending -= len(finished)
-        return finished
-
     def cancel(self) -> None:
         """Kill the running jobs' process groups, drop queued jobs, join the workers."""
         self._stopping.set()
@@ -149,19 +125,6 @@ class LocalExecutor:
         self._drain()
         self._join(kill=False)
         self._reset()
-
-    def __enter__(self) -> LocalExecutor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is not None and self._pending:
-            self.cancel()
-        self.close()
 
     def _drain(self) -> None:
         while True:
