@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from superbuild.testing.sample import SampleSuperproject, make_sample_superproject, run_git
+from tests.helpers import alive, descendants
 
 pytestmark = pytest.mark.skipif(
     shutil.which("rpmbuild") is None or shutil.which("createrepo_c") is None,
@@ -274,23 +275,6 @@ def test_missing_submodule_commit_names_the_fix(sample: SampleSuperproject, tmp_
     assert "git submodule update --init repos/tool" in pkg["reason"]
 
 
-def _children_of(pid: int) -> set[int]:
-    out = subprocess.run(
-        ["ps", "-e", "-o", "pid=,ppid=,pgid="], capture_output=True, text=True, check=True
-    ).stdout
-    procs = [tuple(map(int, line.split())) for line in out.splitlines() if line.strip()]
-    found = {pid}
-    changed = True
-    while changed:
-        changed = False
-        for p, pp, _ in procs:
-            if pp in found and p not in found:
-                found.add(p)
-                changed = True
-    found.discard(pid)
-    return found
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_kills_builds_and_exits_130(
     sample: SampleSuperproject, tmp_path: Path, sig: int
@@ -322,7 +306,7 @@ def test_interrupt_kills_builds_and_exits_130(
         deadline = time.monotonic() + 60
         sleepers: set[int] = set()
         while time.monotonic() < deadline:
-            kids = _children_of(proc.pid)
+            kids = descendants(proc.pid)
             names = subprocess.run(
                 ["ps", "-o", "pid=,args=", "-p", ",".join(map(str, kids)) or "0"],
                 check=False,
@@ -334,7 +318,7 @@ def test_interrupt_kills_builds_and_exits_130(
                 break
             time.sleep(0.2)
         assert len(sleepers) == 2, "both builds should be sleeping in %build"
-        descendants = _children_of(proc.pid)
+        family = descendants(proc.pid)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -342,13 +326,7 @@ def test_interrupt_kills_builds_and_exits_130(
             proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    alive = [
-        p
-        for p in descendants
-        if Path(f"/proc/{p}").exists()
-        and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()
-    ]
-    assert alive == []
+    assert [p for p in family if alive(p)] == []
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["result"] == "interrupted"
     status = {p["package"]: p["status"] for p in report["packages"]}

@@ -24,7 +24,7 @@ import pytest
 
 from superbuild import state as st
 from superbuild.testing.sample import SampleSuperproject, make_sample_superproject, run_git
-from tests.helpers import cli
+from tests.helpers import cli, descendants
 
 pytestmark = pytest.mark.skipif(
     shutil.which("rpmbuild") is None or shutil.which("createrepo_c") is None,
@@ -109,22 +109,6 @@ def wait_for(path: Path, proc: subprocess.Popen[str]) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"{path.name} never appeared")
         time.sleep(0.05)
-
-
-def descendants(pid: int) -> set[int]:
-    out = subprocess.run(
-        ["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=True
-    ).stdout
-    pairs = [tuple(map(int, line.split())) for line in out.splitlines() if line.strip()]
-    found = {pid}
-    grew = True
-    while grew:
-        grew = False
-        for child, parent in pairs:
-            if parent in found and child not in found:
-                found.add(child)
-                grew = True
-    return found - {pid}
 
 
 @contextlib.contextmanager

@@ -40,6 +40,7 @@ from superbuild.pipelines import (
 from superbuild.scheduler import Job, JobResult, OnError, run_jobs
 from superbuild.selection import SelectionOptions, make_plan
 from superbuild.testing.sample import make_sample_superproject
+from tests.helpers import alive, descendants
 
 distributed: Any = None
 with contextlib.suppress(ImportError):  # the optional extra may be missing
@@ -201,14 +202,6 @@ def describe(pid: int) -> str:
     except OSError:
         return f"{pid}: gone"
     return f"{pid}: {cmdline.strip()} ({state})"
-
-
-def alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "zombie" not in status.lower()
 
 
 def sleeping_builds(step: str) -> list[int]:
@@ -565,23 +558,6 @@ def test_fail_fast_cancels_builds_running_on_the_workers(
     assert found["slow"] == ("cancelled", "--fail-fast after bad failed")
     assert not alive(sleeper)  # stopped on the worker, not left to finish
     assert client.submit(sum, [1, 2], pure=False).result() == 3  # the cluster is still up
-
-
-def descendants(pid: int) -> set[int]:
-    out = subprocess.run(
-        ["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=True
-    ).stdout
-    pairs = [tuple(map(int, line.split())) for line in out.splitlines() if line.strip()]
-    found = {pid}
-    changed = True
-    while changed:
-        changed = False
-        for p, pp in pairs:
-            if pp in found and p not in found:
-                found.add(p)
-                changed = True
-    found.discard(pid)
-    return found
 
 
 def test_ctrl_c_cancels_stops_the_cluster_and_exits_130(tmp_path: Path, repo: Repo) -> None:
