@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from superbuild import git as g
 from superbuild.errors import GitError, UsageError
@@ -28,8 +27,7 @@ Status = Literal["added", "deleted", "modified", "moved", "typechange"]
 Direction = Literal["forward", "backward", "sideways", "unknown"]
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     path: str
     status: Status
     old_commit: str | None
@@ -50,21 +48,35 @@ class Change:
         }
 
 
-@dataclass
 class ChangeSet:
     """What changed between ``base`` and ``head``, and what that affects."""
 
-    base: str | None
-    head: str
-    changes: list[Change]
-    manifest_changes: list[str]
-    affected: list[str]
-    waves: list[list[str]]
-    unmanaged: list[str]
-    product: Product
-    base_product: Product
-    reasons: dict[str, str] = field(default_factory=dict)  # directly changed package -> why
-    links: dict[str, str] = field(default_factory=dict)  # head's gitlinks: path -> commit
+    def __init__(
+        self,
+        *,
+        base: str | None,
+        head: str,
+        changes: list[Change],
+        manifest_changes: list[str],
+        affected: list[str],
+        waves: list[list[str]],
+        unmanaged: list[str],
+        product: Product,
+        base_product: Product,
+        reasons: dict[str, str] | None = None,
+        links: dict[str, str] | None = None,
+    ) -> None:
+        self.base = base
+        self.head = head
+        self.changes = changes
+        self.manifest_changes = manifest_changes
+        self.affected = affected
+        self.waves = waves
+        self.unmanaged = unmanaged
+        self.product = product
+        self.base_product = base_product
+        self.reasons = reasons or {}  # directly changed package -> why
+        self.links = links or {}  # head's gitlinks: path -> commit
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,8 +103,7 @@ def _short(oid: str | None) -> str:
     return oid[:7] if oid else "(root)"
 
 
-@dataclass(frozen=True)
-class Range:
+class Range(NamedTuple):
     base: str | None
     head: str
     head_ids: tuple[str | None, str | None]  # manifests tree, settings blob
@@ -267,8 +278,6 @@ def with_directions(repo: Path, changes: list[Change]) -> list[Change]:
 
     Only initialized submodules cost a process; the others are ``unknown`` at once.
     """
-    import dataclasses
-
     todo = [
         c
         for c in changes
@@ -300,9 +309,7 @@ def with_directions(repo: Path, changes: list[Change]) -> list[Change]:
         with ThreadPoolExecutor(max_workers=min(8, len(live))) as pool:
             for change, verdict in zip(live, pool.map(judge, live), strict=True):
                 found[change.path] = verdict
-    return [
-        dataclasses.replace(c, direction=found[c.path]) if c.path in found else c for c in changes
-    ]
+    return [c._replace(direction=found[c.path]) if c.path in found else c for c in changes]
 
 
 def _load_base(repo: Path, rng: Range, head_product: Product) -> Product:
@@ -313,7 +320,7 @@ def _load_base(repo: Path, rng: Range, head_product: Product) -> Product:
         found = g.resolve(repo, [f"{rng.base}:{MANIFESTS_DIR}", f"{rng.base}:{SETTINGS_FILE}"])
         ids = _ids(found, 0)
     if ids == rng.head_ids:
-        return Product(rng.base, head_product.entries, head_product.settings)
+        return Product(rng.base, head_product.entries, head_product.settings_data)
     return load_product(repo, rng.base, strict=False, cache_dir=cache_dir(repo), tree_ids=ids)
 
 
@@ -413,7 +420,7 @@ def _changeset(
             reasons.setdefault(name, _describe(change))
     manifest_changes = []
     # With the same superbuild.yaml, an entry changes exactly when its file does.
-    same_settings = product.settings == base_product.settings
+    same_settings = product.settings_data == base_product.settings_data
     for name, entry in product.entries.items():
         old = base_product.entries.get(name)
         if old is None:

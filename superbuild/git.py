@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from superbuild import proc
 from superbuild.errors import GitError
@@ -197,8 +197,7 @@ def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool | None:
 # --------------------------------------------------------------------------- trees
 
 
-@dataclass(frozen=True, slots=True)
-class RawChange:
+class RawChange(NamedTuple):
     """One record of ``git diff-tree -r -z --raw``."""
 
     old_mode: int
@@ -277,8 +276,7 @@ def diff_trees(repo: Path, old: str | None, new: str) -> list[RawChange]:
     return parse_raw_diff(out)
 
 
-@dataclass(frozen=True, slots=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
     mode: int
     kind: str
     oid: str

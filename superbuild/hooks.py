@@ -46,7 +46,7 @@ from superbuild.changes import (
     resolve_range,
 )
 from superbuild.errors import GitError, ManifestError, SuperbuildError, UsageError
-from superbuild.manifest import Package
+from superbuild.package import Package
 
 HOOK_NAME = "pre-push"
 #: The line that makes a hook file ours: install replaces it, uninstall removes it.

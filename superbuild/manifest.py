@@ -12,11 +12,9 @@ file that does not parse is ignored and rewritten.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +25,7 @@ from superbuild.errors import ManifestError
 
 if TYPE_CHECKING:
     from superbuild.graph import DependencyGraph
+    from superbuild.package import Package, Settings
 
 MANIFESTS_DIR = "manifests"
 SETTINGS_FILE = "superbuild.yaml"
@@ -35,7 +34,6 @@ PIPELINES = ("rpm", "command")
 BUILDERS = ("rpmbuild", "mock")
 STAGES = ("source", "srpm", "rpm", "sign", "command", "verify")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
-DEFAULT_OUTPUT = ".superbuild/output"
 
 _timeout_schema: dict[str, Any] = {
     "oneOf": [
@@ -105,149 +103,49 @@ SETTINGS_SCHEMA: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class Package:
-    """One package, with the defaults of superbuild.yaml applied."""
-
-    name: str
-    path: str
-    manifest: str  # the manifest file, relative to the superproject root
-    requires: tuple[str, ...] = ()
-    pipeline: str = "rpm"
-    description: str = ""
-    spec: str | None = None
-    version: str | None = None
-    builder: str | None = None  # None: --builder, else mock if installed, else rpmbuild
-    mock_config: str | None = None
-    commands: tuple[str, ...] = ()
-    verify: tuple[str, ...] = ()  # argv; a string in the manifest runs as ("sh", "-c", it)
-    timeouts: tuple[tuple[str, float], ...] = ()  # (stage, seconds); stage "*" for all
-    env: tuple[tuple[str, str], ...] = ()
-    source: str = "export"
-    blob: str = ""  # object id of the manifest file
-
-    def timeout(self, stage: str) -> float | None:
-        found = dict(self.timeouts)
-        return found.get(stage, found.get("*"))
-
-    @cached_property
-    def digest(self) -> str:
-        """A hash of the effective entry: what a build of this package depends on."""
-        data = self.to_dict()
-        for key in ("manifest", "blob", "description"):
-            data.pop(key)
-        import hashlib
-
-        raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(raw).hexdigest()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "path": self.path,
-            "manifest": self.manifest,
-            "requires": list(self.requires),
-            "pipeline": self.pipeline,
-            "description": self.description,
-            "spec": self.spec,
-            "version": self.version,
-            "builder": self.builder,
-            "mock_config": self.mock_config,
-            "commands": list(self.commands),
-            "verify": list(self.verify),
-            "timeouts": [list(t) for t in self.timeouts],
-            "env": [list(e) for e in self.env],
-            "source": self.source,
-            "blob": self.blob,
-        }
-
-    def to_entry(self) -> dict[str, Any]:
-        """:meth:`to_dict` plus the digest: what the cache stores."""
-        return {**self.to_dict(), "digest": self.digest}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Package:
-        package = cls._from_dict(data)
-        if "digest" in data:
-            package.__dict__["digest"] = data["digest"]  # computed when it was cached
-        return package
-
-    @classmethod
-    def _from_dict(cls, data: Mapping[str, Any]) -> Package:
-        return cls(
-            name=data["name"],
-            path=data["path"],
-            manifest=data["manifest"],
-            requires=tuple(data["requires"]),
-            pipeline=data["pipeline"],
-            description=data["description"],
-            spec=data["spec"],
-            version=data["version"],
-            builder=data["builder"],
-            mock_config=data["mock_config"],
-            commands=tuple(data["commands"]),
-            verify=tuple(data["verify"]),
-            timeouts=tuple((s, float(t)) for s, t in data["timeouts"]),
-            env=tuple((k, v) for k, v in data["env"]),
-            source=data["source"],
-            blob=data["blob"],
-        )
-
-
-@dataclass(frozen=True)
-class Settings:
-    output: str = DEFAULT_OUTPUT
-    jobs: int | None = None
-    sign_key: str | None = None
-    gpg_home: str | None = None
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    executor: str | None = None
-    scheduler_address: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "output": self.output,
-            "jobs": self.jobs,
-            "sign_key": self.sign_key,
-            "gpg_home": self.gpg_home,
-            "defaults": dict(self.defaults),
-            "executor": self.executor,
-            "scheduler_address": self.scheduler_address,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Settings:
-        return cls(**data)
-
-
 class Product:
     """The packages of one superproject commit.
 
-    Holds the cached entries (plain dicts, see :meth:`Package.to_entry`); the
-    :class:`Package` records are made on first use of :attr:`packages`, so that change
-    detection on a warm cache does not build a thousand objects it does not need.
+    Holds the cached entries (plain dicts, see :meth:`Package.to_entry`) and settings
+    (:meth:`Settings.to_dict`); the :class:`~superbuild.package.Package` and
+    :class:`~superbuild.package.Settings` records are made on first use, so that change
+    detection on a warm cache neither builds a thousand objects nor imports dataclasses.
     """
 
     def __init__(
         self,
         commit: str | None,
         entries: Mapping[str, Mapping[str, Any]],
-        settings: Settings | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.commit = commit
         self.entries = dict(sorted(entries.items()))
-        self.settings = settings or Settings()
+        self.settings_data: dict[str, Any] = dict(settings or {})
 
     @classmethod
     def of(
         cls, commit: str | None, packages: Iterable[Package], settings: Settings | None = None
     ) -> Product:
-        product = cls(commit, {p.name: p.to_entry() for p in packages}, settings)
+        product = cls(
+            commit,
+            {p.name: p.to_entry() for p in packages},
+            settings.to_dict() if settings is not None else None,
+        )
         product.__dict__["packages"] = {p.name: p for p in sorted(packages, key=lambda p: p.name)}
+        if settings is not None:
+            product.__dict__["settings"] = settings
         return product
 
     @cached_property
+    def settings(self) -> Settings:
+        from superbuild.package import Settings
+
+        return Settings.from_dict(self.settings_data) if self.settings_data else Settings()
+
+    @cached_property
     def packages(self) -> dict[str, Package]:
+        from superbuild.package import Package
+
         return {name: Package.from_dict(e) for name, e in self.entries.items()}
 
     @cached_property
@@ -347,10 +245,31 @@ def load_product(
     return product
 
 
-_ENTRY_KEYS = frozenset(Package.__dataclass_fields__) | {"digest"}
+#: The keys of a cached entry: :class:`~superbuild.package.Package`'s fields and its digest.
+ENTRY_KEYS = frozenset(
+    (
+        "name",
+        "path",
+        "manifest",
+        "requires",
+        "pipeline",
+        "description",
+        "spec",
+        "version",
+        "builder",
+        "mock_config",
+        "commands",
+        "verify",
+        "timeouts",
+        "env",
+        "source",
+        "blob",
+        "digest",
+    )
+)
 
 
-def _read_cache(path: Path) -> tuple[dict[str, dict[str, Any]], Settings] | None:
+def _read_cache(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]] | None:
     """Read a cache file: a CRC-32 of the payload, then the payload in ``marshal`` format.
 
     marshal (not JSON) because it loads 1,000 entries several times faster; the CRC is
@@ -369,9 +288,12 @@ def _read_cache(path: Path) -> tuple[dict[str, dict[str, Any]], Settings] | None
         # The CRC vouches for the bytes and CACHE_FORMAT for the layout: one entry's keys
         # are enough to catch a file of another layout that kept the same name.
         first = next(iter(entries.values()), None) if isinstance(entries, dict) else {}
-        if first is not None and (not isinstance(first, dict) or first.keys() != _ENTRY_KEYS):
+        if first is not None and (not isinstance(first, dict) or first.keys() != ENTRY_KEYS):
             return None
-        return entries, Settings.from_dict(data["settings"])
+        settings = data["settings"]
+        if not isinstance(settings, dict):
+            return None
+        return entries, settings
     except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError):
         return None  # absent or corrupt: parse again
 
@@ -381,7 +303,7 @@ def _write_cache(path: Path, product: Product) -> None:
     import tempfile
     import zlib
 
-    data = {"packages": dict(product.entries), "settings": product.settings.to_dict()}
+    data = {"packages": dict(product.entries), "settings": product.settings_data}
     payload = marshal.dumps(data)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -407,6 +329,8 @@ def _parse(
     memo_key = settings_blob or ""
     fresh = [e.oid for e in entries if (e.oid, e.path, memo_key) not in _MEMO]
     blobs = g.read_blobs(repo, fresh + ([settings_blob] if settings_blob else []))
+    from superbuild.package import Settings
+
     problems: list[str] = []
     settings = Settings()
     if settings_blob:
@@ -414,7 +338,7 @@ def _parse(
         if raw is not None and _validate(raw, SETTINGS_SCHEMA, SETTINGS_FILE, problems):
             sign = raw.get("sign") or {}
             settings = Settings(
-                output=raw.get("output", DEFAULT_OUTPUT),
+                output=raw.get("output", Settings().output),
                 jobs=raw.get("jobs"),
                 sign_key=sign.get("key"),
                 gpg_home=sign.get("gpg_home"),
@@ -478,6 +402,8 @@ def _parse(
 def _package(
     name: str, file: str, blob: str, raw: Mapping[str, Any], defaults: Mapping[str, Any]
 ) -> Package:
+    from superbuild.package import Package
+
     data = {**defaults, **raw}
     verify = data.get("verify")
     if isinstance(verify, str):

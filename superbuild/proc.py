@@ -23,9 +23,8 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from superbuild.errors import Interrupted, SuperbuildError, ToolMissingError
 
@@ -54,8 +53,7 @@ class ProcessError(SuperbuildError):
         super().__init__(f"{head} {how}" + (f": {tail}" if tail else ""))
 
 
-@dataclass(frozen=True, slots=True)
-class Completed:
+class Completed(NamedTuple):
     args: tuple[str, ...]
     returncode: int
     stdout: bytes = b""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from superbuild.manifest import Package
+from superbuild.package import Package
 from superbuild.pipelines import BuildContext
 
 HAVE_RPMBUILD = shutil.which("rpmbuild") is not None

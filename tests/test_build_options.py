@@ -8,7 +8,7 @@ import pytest
 
 from superbuild.commands.build import options_from
 from superbuild.errors import UsageError
-from superbuild.manifest import Settings
+from superbuild.package import Settings
 
 
 def args(**kw: object) -> argparse.Namespace:

@@ -379,3 +379,31 @@ def test_direction_of_gitlink_moves(
     assert step(c) == "sideways"
     assert step(a) == "backward"
     assert step(fake_sha("not in the submodule")) == "unknown"
+
+
+def test_cache_entry_keys_are_the_package_fields() -> None:
+    import dataclasses
+
+    from superbuild.manifest import ENTRY_KEYS
+    from superbuild.package import Package
+
+    assert {f.name for f in dataclasses.fields(Package)} | {"digest"} == ENTRY_KEYS
+
+
+def test_changed_does_not_import_dataclasses_or_networkx(repo: Repo) -> None:
+    """The hot path of every push stays light (speed is measured in bench/)."""
+    import subprocess
+    import sys
+
+    product(repo)
+    repo.commit("bump")
+    code = (
+        "import sys; from superbuild.cli import main; main(['changed', '--format', 'json']);"
+        "print(sorted(m for m in ('dataclasses', 'networkx', 'yaml', 'jsonschema', 'rich', 'git')"
+        " if m in sys.modules), file=sys.stderr)"
+    )
+    for _ in range(2):  # the second run reads the cache
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=repo.path, capture_output=True, text=True, check=True
+        )
+    assert result.stderr.strip() == "[]"

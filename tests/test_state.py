@@ -15,7 +15,8 @@ import pytest
 
 from superbuild import state as st
 from superbuild.events import JobCancelled, JobFinished, JobSkipped, JobStarted
-from superbuild.manifest import Package, Product
+from superbuild.manifest import Product
+from superbuild.package import Package
 from superbuild.scheduler import JobResult
 from superbuild.state import (
     BuildInputs,

@@ -28,7 +28,7 @@ from superbuild.commands import superproject
 from superbuild.commands.plan import options_from as selection_options
 from superbuild.commands.plan import plan_from_args
 from superbuild.errors import EXIT_FAILED, EXIT_INTERRUPTED, UsageError
-from superbuild.manifest import Settings
+from superbuild.package import Settings
 from superbuild.scheduler import OnError
 from superbuild.selection import Plan, SelectionOptions, make_plan
 

@@ -60,7 +60,7 @@ from superbuild.errors import (
 )
 
 if TYPE_CHECKING:
-    from superbuild.manifest import Package
+    from superbuild.package import Package
 
 __all__ = [
     "PIPELINES",

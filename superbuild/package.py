@@ -1,0 +1,131 @@
+"""The records of a product: :class:`Package` (one manifest, defaults applied) and
+:class:`Settings` (``superbuild.yaml``).
+
+They live apart from :mod:`superbuild.manifest` so that change detection, which works on
+cached manifest entries, never pays for importing :mod:`dataclasses`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+DEFAULT_OUTPUT = ".superbuild/output"
+
+
+@dataclass(frozen=True)
+class Package:
+    """One package, with the defaults of superbuild.yaml applied."""
+
+    name: str
+    path: str
+    manifest: str  # the manifest file, relative to the superproject root
+    requires: tuple[str, ...] = ()
+    pipeline: str = "rpm"
+    description: str = ""
+    spec: str | None = None
+    version: str | None = None
+    builder: str | None = None  # None: --builder, else mock if installed, else rpmbuild
+    mock_config: str | None = None
+    commands: tuple[str, ...] = ()
+    verify: tuple[str, ...] = ()  # argv; a string in the manifest runs as ("sh", "-c", it)
+    timeouts: tuple[tuple[str, float], ...] = ()  # (stage, seconds); stage "*" for all
+    env: tuple[tuple[str, str], ...] = ()
+    source: str = "export"
+    blob: str = ""  # object id of the manifest file
+
+    def timeout(self, stage: str) -> float | None:
+        found = dict(self.timeouts)
+        return found.get(stage, found.get("*"))
+
+    @cached_property
+    def digest(self) -> str:
+        """A hash of the effective entry: what a build of this package depends on."""
+        data = self.to_dict()
+        for key in ("manifest", "blob", "description"):
+            data.pop(key)
+        import hashlib
+
+        raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(raw).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "manifest": self.manifest,
+            "requires": list(self.requires),
+            "pipeline": self.pipeline,
+            "description": self.description,
+            "spec": self.spec,
+            "version": self.version,
+            "builder": self.builder,
+            "mock_config": self.mock_config,
+            "commands": list(self.commands),
+            "verify": list(self.verify),
+            "timeouts": [list(t) for t in self.timeouts],
+            "env": [list(e) for e in self.env],
+            "source": self.source,
+            "blob": self.blob,
+        }
+
+    def to_entry(self) -> dict[str, Any]:
+        """:meth:`to_dict` plus the digest: what the cache stores."""
+        return {**self.to_dict(), "digest": self.digest}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Package:
+        package = cls._from_dict(data)
+        if "digest" in data:
+            package.__dict__["digest"] = data["digest"]  # computed when it was cached
+        return package
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any]) -> Package:
+        return cls(
+            name=data["name"],
+            path=data["path"],
+            manifest=data["manifest"],
+            requires=tuple(data["requires"]),
+            pipeline=data["pipeline"],
+            description=data["description"],
+            spec=data["spec"],
+            version=data["version"],
+            builder=data["builder"],
+            mock_config=data["mock_config"],
+            commands=tuple(data["commands"]),
+            verify=tuple(data["verify"]),
+            timeouts=tuple((s, float(t)) for s, t in data["timeouts"]),
+            env=tuple((k, v) for k, v in data["env"]),
+            source=data["source"],
+            blob=data["blob"],
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    output: str = DEFAULT_OUTPUT
+    jobs: int | None = None
+    sign_key: str | None = None
+    gpg_home: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    executor: str | None = None
+    scheduler_address: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "jobs": self.jobs,
+            "sign_key": self.sign_key,
+            "gpg_home": self.gpg_home,
+            "defaults": dict(self.defaults),
+            "executor": self.executor,
+            "scheduler_address": self.scheduler_address,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Settings:
+        return cls(**data)
