@@ -85,7 +85,12 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``only``, the options of that one verb alone.
+
+    Every verb is listed either way; defining the options of the other nine costs a few
+    milliseconds that ``superbuild changed`` on every push need not pay.
+    """
     parser = _Parser(
         prog=PROG,
         description="Build a product made of many git submodules: what changed, in what order, built in parallel.",
@@ -97,115 +102,127 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.required = True
 
     p = verbs.add_parser("changed", help="which submodules, manifests and packages changed")
-    _add_repo(p)
-    _add_range(p)
-    p.add_argument(
-        "--format",
-        choices=["text", "json", "github", "lines"],
-        default="text",
-        help="text (people), json, github ($GITHUB_OUTPUT packages= and waves=), "
-        "lines (one affected package per line)",
-    )
-    p.add_argument("--why", metavar="PACKAGE", help="explain why PACKAGE is affected")
-    p.add_argument(
-        "--exit-code", action="store_true", help="exit 1 when a package is affected, else 0"
-    )
+    if only in (None, "changed"):
+        _add_repo(p)
+        _add_range(p)
+        p.add_argument(
+            "--format",
+            choices=["text", "json", "github", "lines"],
+            default="text",
+            help="text (people), json, github ($GITHUB_OUTPUT packages= and waves=), "
+            "lines (one affected package per line)",
+        )
+        p.add_argument("--why", metavar="PACKAGE", help="explain why PACKAGE is affected")
+        p.add_argument(
+            "--exit-code", action="store_true", help="exit 1 when a package is affected, else 0"
+        )
 
     p = verbs.add_parser("graph", help="the dependency graph of --head")
-    _add_repo(p)
-    p.add_argument(
-        "--head", metavar="REV", default="HEAD", help="the commit to read (default: HEAD)"
-    )
-    p.add_argument("--format", choices=["text", "json", "dot", "mermaid"], default="text")
+    if only in (None, "graph"):
+        _add_repo(p)
+        p.add_argument(
+            "--head", metavar="REV", default="HEAD", help="the commit to read (default: HEAD)"
+        )
+        p.add_argument("--format", choices=["text", "json", "dot", "mermaid"], default="text")
 
     p = verbs.add_parser("plan", help="what a build would do, wave by wave, without building")
-    _add_repo(p)
-    _add_range(p)
-    _add_selection(p)
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    if only in (None, "plan"):
+        _add_repo(p)
+        _add_range(p)
+        _add_selection(p)
+        p.add_argument("--format", choices=["text", "json"], default="text")
 
     p = verbs.add_parser("build", help="build the selected packages in dependency order")
-    _add_repo(p)
-    _add_range(p)
-    _add_selection(p)
-    p.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        metavar="N",
-        help="packages built at a time (default: settings jobs, else the CPU count)",
-    )
-    p.add_argument(
-        "--builder",
-        choices=["rpmbuild", "mock"],
-        help="rpm pipeline: what builds binary RPMs "
-        "(default: the manifest or settings, else mock if installed, else rpmbuild)",
-    )
-    p.add_argument(
-        "--output",
-        metavar="DIR",
-        help="the output repository (default: settings output, else .superbuild/output)",
-    )
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--keep-going",
-        action="store_true",
-        help="after a failure, build what does not depend on it (the default)",
-    )
-    mode.add_argument(
-        "--fail-fast", action="store_true", help="stop everything at the first failure"
-    )
-    p.add_argument("--report", metavar="FILE", help="write a JSON report to FILE")
-    p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and build nothing")
-    p.add_argument(
-        "--retry-failed",
-        action="store_true",
-        help="rebuild what the last run did not finish (failed, skipped, cancelled)",
-    )
-    p.add_argument(
-        "--executor",
-        choices=["local", "dask"],
-        help="where jobs run (default: $SUPERBUILD_EXECUTOR, else executor: in superbuild.yaml, else local)",
-    )
-    p.add_argument(
-        "--scheduler-address",
-        metavar="ADDR",
-        help="dask: the scheduler to connect to, e.g. tcp://10.0.0.5:8786 "
-        "(default: $SUPERBUILD_SCHEDULER_ADDRESS, else scheduler_address: in superbuild.yaml, "
-        "else an embedded LocalCluster)",
-    )
+    if only in (None, "build"):
+        _add_repo(p)
+        _add_range(p)
+        _add_selection(p)
+        p.add_argument(
+            "-j",
+            "--jobs",
+            type=int,
+            metavar="N",
+            help="packages built at a time (default: settings jobs, else the CPU count)",
+        )
+        p.add_argument(
+            "--builder",
+            choices=["rpmbuild", "mock"],
+            help="rpm pipeline: what builds binary RPMs "
+            "(default: the manifest or settings, else mock if installed, else rpmbuild)",
+        )
+        p.add_argument(
+            "--output",
+            metavar="DIR",
+            help="the output repository (default: settings output, else .superbuild/output)",
+        )
+        mode = p.add_mutually_exclusive_group()
+        mode.add_argument(
+            "--keep-going",
+            action="store_true",
+            help="after a failure, build what does not depend on it (the default)",
+        )
+        mode.add_argument(
+            "--fail-fast", action="store_true", help="stop everything at the first failure"
+        )
+        p.add_argument("--report", metavar="FILE", help="write a JSON report to FILE")
+        p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
+        p.add_argument("--dry-run", action="store_true", help="print the plan and build nothing")
+        p.add_argument(
+            "--retry-failed",
+            action="store_true",
+            help="rebuild what the last run did not finish (failed, skipped, cancelled)",
+        )
+        p.add_argument(
+            "--executor",
+            choices=["local", "dask"],
+            help="where jobs run (default: $SUPERBUILD_EXECUTOR, else executor: in superbuild.yaml, else local)",
+        )
+        p.add_argument(
+            "--scheduler-address",
+            metavar="ADDR",
+            help="dask: the scheduler to connect to, e.g. tcp://10.0.0.5:8786 "
+            "(default: $SUPERBUILD_SCHEDULER_ADDRESS, else scheduler_address: in superbuild.yaml, "
+            "else an embedded LocalCluster)",
+        )
 
     p = verbs.add_parser("status", help="each package: recorded commit, checkout, last build")
-    _add_repo(p)
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    if only in (None, "status"):
+        _add_repo(p)
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = verbs.add_parser("hook", help="install, uninstall or run the git pre-push hook")
-    _add_repo(p)
-    hook = p.add_subparsers(dest="hook_action", metavar="ACTION", parser_class=_Parser)
-    hook.required = True
-    h = hook.add_parser("install", help="install the pre-push hook (honours core.hooksPath)")
-    _add_repo(h)
-    h.add_argument("--force", action="store_true", help="replace a hook superbuild did not write")
-    h = hook.add_parser("uninstall", help="remove the pre-push hook superbuild installed")
-    _add_repo(h)
-    h = hook.add_parser("run", help="run the pre-push checks (git calls this; reads stdin)")
-    _add_repo(h)
-    h.add_argument("remote", nargs="?", default="", help="the remote's name (from git)")
-    h.add_argument("url", nargs="?", default="", help="the remote's URL (from git)")
-    h.add_argument(
-        "--remote-check",
-        action="store_true",
-        help="ask each submodule's remote (git ls-remote) instead of remote-tracking refs",
-    )
+    if only in (None, "hook"):
+        _add_repo(p)
+        hook = p.add_subparsers(dest="hook_action", metavar="ACTION", parser_class=_Parser)
+        hook.required = True
+        h = hook.add_parser("install", help="install the pre-push hook (honours core.hooksPath)")
+        _add_repo(h)
+        h.add_argument(
+            "--force", action="store_true", help="replace a hook superbuild did not write"
+        )
+        h = hook.add_parser("uninstall", help="remove the pre-push hook superbuild installed")
+        _add_repo(h)
+        h = hook.add_parser("run", help="run the pre-push checks (git calls this; reads stdin)")
+        _add_repo(h)
+        h.add_argument("remote", nargs="?", default="", help="the remote's name (from git)")
+        h.add_argument("url", nargs="?", default="", help="the remote's URL (from git)")
+        h.add_argument(
+            "--remote-check",
+            action="store_true",
+            help="ask each submodule's remote (git ls-remote) instead of remote-tracking refs",
+        )
 
     p = verbs.add_parser(
         "mark-green", help="record --head as the last green commit of its branch (a git ref)"
     )
-    _add_repo(p)
-    p.add_argument("--head", metavar="REV", default="HEAD", help="the green commit (default: HEAD)")
-    p.add_argument("--branch", metavar="NAME", help="the branch (default: the current branch)")
-    p.add_argument("--push", metavar="REMOTE", help="also push the ref to REMOTE")
+    if only in (None, "mark-green"):
+        _add_repo(p)
+        p.add_argument(
+            "--head", metavar="REV", default="HEAD", help="the green commit (default: HEAD)"
+        )
+        p.add_argument("--branch", metavar="NAME", help="the branch (default: the current branch)")
+        p.add_argument("--push", metavar="REMOTE", help="also push the ref to REMOTE")
+
     return parser
 
 
@@ -252,8 +269,20 @@ def _report_bug(exc: BaseException) -> None:
     )
 
 
+def _verb_of(argv: Sequence[str]) -> str | None:
+    """The verb of a command line (the first word that is not an option or -C's value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "-C":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in _VERBS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=_verb_of(argv))
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = _VERBS[args.verb]
     start = os.getcwd()  # noqa: PTH109 - a str is all chdir needs

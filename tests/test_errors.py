@@ -183,3 +183,23 @@ def test_missing_git(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
     result = run_superbuild("changed", cwd=repo.path, env={"PATH": "/nonexistent"})
     assert result.returncode == 2
     assert "git not found" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "verb"),
+    [
+        (["changed", "--format", "json", "--base", "HEAD~2"], "changed"),
+        (["-C", "changed", "build", "--all", "-j", "3"], "build"),
+        (["hook", "run", "origin", "url"], "hook"),
+        (["plan", "--packages-up-to", "a", "b"], "plan"),
+        (["--version"], None),
+        (["nonsense"], None),
+    ],
+)
+def test_a_verb_alone_parses_as_the_whole_parser(argv: list[str], verb: str | None) -> None:
+    """The CLI defines only the options of the verb it runs: the result must not differ."""
+    from superbuild.cli import _verb_of, build_parser
+
+    assert _verb_of(argv) == verb
+    if verb is not None:
+        assert build_parser(verb).parse_args(argv) == build_parser().parse_args(argv)
