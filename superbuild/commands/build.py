@@ -176,9 +176,7 @@ def plan_retry_failed(repo: Path, head: str, state: BuildState | None) -> Plan |
 def _select(repo: Path, args: argparse.Namespace, state: BuildState | None) -> Plan | None:
     if getattr(args, "retry_failed", False):
         return plan_retry_failed(repo, args.head, state)
-    if getattr(args, "since_last_success", False):
-        return plan_since_last_success(repo, args)
-    return plan_from_args(args)
+    return plan_from_args(args)  # a range, a selection, or --since-last-success
 
 
 def run(args: argparse.Namespace) -> int:
