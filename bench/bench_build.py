@@ -39,15 +39,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from dags import Dag, makespan_dag, overhead_dag, write_makefile, write_superproject
+from timing import timed, use_bytecode_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKESPAN_TARGET = 1.05
@@ -62,25 +60,6 @@ def _env() -> dict[str, str]:
 
 
 ENV = _env()
-
-
-def use_bytecode_cache(prefix: Path) -> None:
-    """Let the measured pythons keep compiled bytecode (in ``prefix``, not the source tree)."""
-    ENV.pop("PYTHONDONTWRITEBYTECODE", None)
-    ENV["PYTHONPYCACHEPREFIX"] = str(prefix)
-
-
-def timed(argv: Sequence[str], cwd: Path | None = None) -> float:
-    """Wall seconds of ``argv``; SystemExit if it fails."""
-    start = time.perf_counter()
-    result = subprocess.run(
-        argv, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, env=ENV, check=False
-    )
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        detail = result.stderr.decode(errors="replace").strip()[-2000:]
-        raise SystemExit(f"{' '.join(argv)} exited {result.returncode}: {detail}")
-    return elapsed
 
 
 @dataclass
@@ -120,7 +99,8 @@ def run_superbuild(superbuild: Path, repo: Path, parallel: int, count: int) -> S
             str(parallel),
             "--report",
             str(report_path),
-        ]
+        ],
+        ENV,
     )
     report = json.loads(report_path.read_text())
     statuses = [p["status"] for p in report["packages"]]
@@ -130,7 +110,7 @@ def run_superbuild(superbuild: Path, repo: Path, parallel: int, count: int) -> S
 
 
 def run_make(makefile: Path, parallel: int) -> float:
-    return timed(["make", "-s", "-f", str(makefile), f"-j{parallel}", "all"], cwd=makefile.parent)
+    return timed(["make", "-s", "-f", str(makefile), f"-j{parallel}", "all"], ENV, makefile.parent)
 
 
 def prepare(dag: Dag, where: Path, timeout: float) -> tuple[Path, Path]:
@@ -144,8 +124,8 @@ def prepare(dag: Dag, where: Path, timeout: float) -> tuple[Path, Path]:
 def warm_plan(superbuild: Path, repo: Path, parallel: int) -> float:
     """Fill the manifest cache; the wall time of a dry run (start-up + plan)."""
     argv = [str(superbuild), "-C", str(repo), "build", "--all", "-j", str(parallel), "--dry-run"]
-    timed(argv)
-    return statistics.median(timed(argv) for _ in range(3))
+    timed(argv, ENV)
+    return statistics.median(timed(argv, ENV) for _ in range(3))
 
 
 def bench_makespan(
@@ -232,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="superbuild-bench-build-") as name:
         tmp = Path(name)
         if not args.keep_environment:
-            use_bytecode_cache(tmp / "pycache")
+            use_bytecode_cache(ENV, tmp / "pycache")
         bytecode = "cached" if "PYTHONDONTWRITEBYTECODE" not in ENV else "not written"
         limit = f"{args.timeout:g} s" if args.timeout else "none"
         print(

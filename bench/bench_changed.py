@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gen_superproject import generate
+from timing import time_command, use_bytecode_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 2.0
@@ -47,37 +47,6 @@ def _env() -> dict[str, str]:
 
 
 ENV = _env()
-
-
-def use_bytecode_cache(prefix: Path) -> None:
-    """Let the measured pythons keep compiled bytecode (in ``prefix``, not the source tree).
-
-    Without it (PYTHONDONTWRITEBYTECODE=1 in the environment) every run compiles
-    superbuild from source, which an installed superbuild never does.
-    """
-    ENV.pop("PYTHONDONTWRITEBYTECODE", None)
-    ENV["PYTHONPYCACHEPREFIX"] = str(prefix)
-
-
-def time_command(
-    argv: Sequence[str], runs: int, warmup: int, before: Callable[[], None] | None = None
-) -> tuple[float, float]:
-    """(median, minimum) wall seconds of ``argv``; ``before`` runs untimed before each run."""
-    times = []
-    for i in range(warmup + runs):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        result = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, env=ENV, check=False
-        )
-        elapsed = time.perf_counter() - start
-        if result.returncode != 0:
-            detail = result.stderr.decode(errors="replace").strip()
-            raise SystemExit(f"{' '.join(argv)} exited {result.returncode}: {detail}")
-        if i >= warmup:
-            times.append(elapsed)
-    return statistics.median(times), min(times)
 
 
 def superbuild_works(superbuild: Path) -> bool:
@@ -134,7 +103,7 @@ def run(repo: Path, venv: Path, runs: int, warmup: int) -> int:
     rows: dict[str, tuple[float, float]] = {}
 
     def measure(label: str, argv: Sequence[str], before: Callable[[], None] | None = None) -> None:
-        rows[label] = time_command(argv, runs, warmup, before)
+        rows[label] = time_command(argv, ENV, runs, warmup, before=before)
         median, low = rows[label]
         print(f"  {label:<44} {median * 1000:8.1f} {low * 1000:8.1f}", flush=True)
 
@@ -209,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--commits must be > 500 (the bench compares with HEAD~500)")
     with tempfile.TemporaryDirectory(prefix="superbuild-bench-") as tmp:
         if not args.keep_environment:
-            use_bytecode_cache(Path(tmp) / "pycache")
+            use_bytecode_cache(ENV, Path(tmp) / "pycache")
         if args.repo is not None:
             return run(args.repo.resolve(), args.venv, args.runs, args.warmup)
         repo = Path(tmp) / "superproject"

@@ -28,13 +28,13 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from timing import time_command
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.5
@@ -142,31 +142,6 @@ def record_history(sp: Path) -> None:
             state.finish_run(run_id, "success")
 
 
-def time_command(
-    argv: Sequence[str],
-    cwd: Path,
-    runs: int,
-    warmup: int,
-    before: Callable[[], None] | None = None,
-) -> tuple[float, float]:
-    """(median, minimum) wall seconds of ``argv``; ``before`` runs untimed before each run."""
-    times = []
-    for i in range(warmup + runs):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        result = subprocess.run(
-            argv, cwd=cwd, env=ENV, stdin=subprocess.DEVNULL, capture_output=True, check=False
-        )
-        elapsed = time.perf_counter() - start
-        if result.returncode != 0:
-            detail = result.stderr.decode(errors="replace").strip()
-            raise SystemExit(f"{' '.join(argv)} exited {result.returncode}: {detail}")
-        if i >= warmup:
-            times.append(elapsed)
-    return statistics.median(times), min(times)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submodules", type=int, default=200, metavar="N")
@@ -206,15 +181,16 @@ def main(argv: list[str] | None = None) -> int:
         cache = sp / ".git" / "superbuild" / "unpushed.json"
         results = {}
         for name, cmd in commands.items():
-            results[name] = time_command(cmd, sp, args.runs, args.warmup)
+            results[name] = time_command(cmd, ENV, args.runs, args.warmup, cwd=sp)
             median, best = results[name]
             print(f"{name:40} median {median * 1000:7.1f} ms   min {best * 1000:7.1f} ms")
         cold = "superbuild status --json (no cache)"
         results[cold] = time_command(
             commands["superbuild status --json"],
-            sp,
+            ENV,
             args.runs,
             args.warmup,
+            cwd=sp,
             before=lambda: cache.unlink(missing_ok=True),
         )
         print(
