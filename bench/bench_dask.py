@@ -42,7 +42,7 @@ sys.path.insert(0, os.fspath(Path(__file__).resolve().parent))
 
 from superbuild.build import BuildOptions, execute, prepare
 from superbuild.changes import load_head, resolve_range
-from superbuild.events import Event, JobFinished, JobStarted
+from superbuild.jobs import Event, JobFinished, JobStarted
 from superbuild.selection import SelectionOptions, make_plan
 
 MAKESPAN_TARGET = 1.10

@@ -5,15 +5,7 @@ The verb's library side: it knows where things go in the superproject, makes one
 an executor, and turns outcomes into the JSON report.  It never prints: progress and
 summaries are observers (``superbuild.progress``).
 
-Layout in the superproject (``.superbuild/`` holds a ``.gitignore`` of ``*``)::
-
-    .superbuild/output/                 the output repository (settings ``output:``)
-        rpms/<arch>/*.rpm  srpms/*.src.rpm  files/<package>/...   + repodata/
-    .superbuild/logs/<run>/<package>/<stage>.log
-    .superbuild/logs/latest -> <run>
-    .superbuild/work/<run>/<package>/   scratch; removed when the package succeeds
-    .superbuild/state.db                the build state (``superbuild.state``)
-    .superbuild/build.lock              held by the running build
+Where things go in the superproject: :mod:`superbuild.layout`.
 """
 
 from __future__ import annotations
@@ -27,16 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from superbuild import layout
 from superbuild.errors import SuperbuildError
-from superbuild.events import Event
+from superbuild.jobs import Event, Job, JobResult, OnError, RunResult
 from superbuild.pipelines import BuildContext, PackageBuild, PipelineFailed, run_package
-from superbuild.scheduler import Job, JobResult, OnError, RunResult, run_jobs
+from superbuild.scheduler import run_jobs
 from superbuild.selection import Plan
 
 if TYPE_CHECKING:
     from superbuild.state import RunRecorder
 
-STATE_DIR = ".superbuild"
 BUILDERS = ("rpmbuild", "mock")
 
 
@@ -118,16 +110,6 @@ class BuildResult:
         }
 
 
-def state_dir(repo: Path) -> Path:
-    """``<superproject>/.superbuild``, git-ignored by a ``.gitignore`` of its own."""
-    path = repo / STATE_DIR
-    path.mkdir(exist_ok=True)
-    ignore = path / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# created by superbuild: build state, logs and outputs\n*\n")
-    return path
-
-
 def default_builder() -> str:
     return "mock" if shutil.which("mock") else "rpmbuild"
 
@@ -181,12 +163,11 @@ def prepare(
 ) -> BuildRun:
     product = plan.product
     settings = product.settings
-    state = state_dir(repo)
-    output = options.output or Path(settings.output)
-    output = output if output.is_absolute() else repo / output
+    layout.state_dir(repo)
+    output = layout.output_dir(repo, options.output or settings.output)
     run_id = run_id or new_run_id()
-    log_root = state / "logs" / run_id
-    work_root = state / "work" / run_id
+    log_root = layout.run_logs(repo, run_id)
+    work_root = layout.run_work(repo, run_id)
     auto_builder: str | None = None
     contexts: dict[str, BuildContext] = {}
     selected = set(plan.packages)
@@ -292,12 +273,6 @@ def plan_links(repo: Path, plan: Plan) -> dict[str, str]:
     return g.gitlinks(repo, plan.product.commit)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    import json
-
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
 def tail(path: Path | None, lines: int = 20) -> list[str]:
     """The last lines of a log file (empty if there is none)."""
     if path is None or not path.is_file():
@@ -344,13 +319,3 @@ def junit_xml(result: BuildResult) -> str:
     root.append(suite)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    Path(tmp).replace(path)

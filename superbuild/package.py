@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-DEFAULT_OUTPUT = ".superbuild/output"
+from superbuild.layout import DEFAULT_OUTPUT
 
 
 @dataclass(frozen=True)

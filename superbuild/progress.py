@@ -17,7 +17,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from superbuild.events import Event, JobFinished, JobSkipped, JobStarted
+from superbuild.jobs import Event, JobFinished, JobSkipped, JobStarted
 
 _STYLE = {"succeeded": "green", "failed": "red", "skipped": "yellow", "cancelled": "magenta"}
 

@@ -4,7 +4,7 @@ No CLI, no RPM: :func:`run_jobs` takes :class:`Job` records (a module-level func
 its arguments, so that a remote executor can pickle them), starts each one as soon as
 every dependency among the jobs has succeeded, at most ``parallel`` at a time, and
 returns one :class:`Outcome` per job.  Progress is reported to observers as
-:mod:`superbuild.events` records; nothing here prints.
+:mod:`superbuild.jobs` event records; nothing here prints.
 
 Cost: O((V + E) log V) for V jobs and E dependencies.  The loop never scans all jobs
 and never polls: it blocks in :meth:`Executor.wait` for the next completion.  After a
@@ -15,116 +15,30 @@ of keeping a slot idle; the observers still receive every event, in order.
 
 from __future__ import annotations
 
-import enum
 import heapq
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable, Mapping
 
-from superbuild.errors import CycleError, Interrupted, SuperbuildError
-from superbuild.events import (
+from superbuild.errors import CycleError, Interrupted
+from superbuild.graph import DependencyGraph
+from superbuild.jobs import (
     Event,
+    Executor,
+    Job,
     JobCancelled,
     JobFinished,
+    JobResult,
     JobSkipped,
     JobStarted,
     Observer,
+    OnError,
+    Outcome,
+    RunResult,
+    describe_exception,
 )
-from superbuild.graph import DependencyGraph
 
-if TYPE_CHECKING:
-    from superbuild.executors import Executor
-
-Status = Literal["succeeded", "failed", "skipped", "cancelled"]
-
-
-@dataclass
-class JobResult:
-    """What a job's function returns."""
-
-    status: Literal["succeeded", "failed"]
-    reason: str = ""
-    artifacts: list[str] = field(default_factory=list)
-    log: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One unit of work: ``fn(*args)`` once ``dependencies`` (job ids) have succeeded.
-
-    ``fn`` should be a module-level function and ``args`` picklable, so that a remote
-    executor can ship the job.  ``weight`` is the expected duration (e.g. from past
-    runs); it only orders the ready jobs.  Dependencies that are not jobs of the same
-    run count as already built.
-    """
-
-    id: str
-    dependencies: frozenset[str]
-    fn: Callable[..., JobResult]
-    args: tuple[Any, ...] = ()
-    weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one job ended.  ``started``/``finished`` are epoch seconds (None if it never ran).
-
-    ``exception`` is what the job's function raised (its ``result`` is then None).
-    """
-
-    status: Status
-    reason: str = ""
-    duration_s: float = 0.0
-    result: JobResult | None = None
-    started: float | None = None
-    finished: float | None = None
-    exception: BaseException | None = None
-
-
-class OnError(enum.Enum):
-    """What a failed job does to the rest of the run."""
-
-    #: ``--keep-going``: skip the failed job's dependents, run everything else.
-    continue_ = "continue"
-    #: ``--fail-fast``: cancel the running jobs and skip those not started.
-    interrupt = "interrupt"
-
-
-class RunResult(dict[str, Outcome]):
-    """:class:`Outcome` per job id, in the order of the ``jobs`` given to :func:`run_jobs`.
-
-    ``interrupted`` is True when Ctrl-C (or SIGTERM, turned into KeyboardInterrupt) stopped
-    the run; the caller should then exit 130.
-    """
-
-    def __init__(
-        self, outcomes: Iterable[tuple[str, Outcome]] = (), *, interrupted: bool = False
-    ) -> None:
-        super().__init__(outcomes)
-        self.interrupted = interrupted
-
-    @property
-    def ok(self) -> bool:
-        """Every job succeeded and the run was not interrupted."""
-        return not self.interrupted and all(o.status == "succeeded" for o in self.values())
-
-    def with_status(self, *statuses: Status) -> list[str]:
-        """Ids of the jobs that ended with one of ``statuses``."""
-        return [job_id for job_id, o in self.items() if o.status in statuses]
-
-    def __repr__(self) -> str:
-        return f"RunResult({dict.__repr__(self)}, interrupted={self.interrupted})"
-
-
-def describe_exception(exc: BaseException) -> str:
-    """One line for a job failure: a SuperbuildError's message, else ``Type: message``."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if isinstance(exc, SuperbuildError):
-        return "; ".join(lines) or type(exc).__name__
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+__all__ = ["run_jobs"]
 
 
 def run_jobs(

@@ -44,15 +44,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from superbuild import layout
 from superbuild.errors import SuperbuildError
-from superbuild.events import Event, JobCancelled, JobFinished, JobSkipped, JobStarted
+from superbuild.jobs import Event, JobCancelled, JobFinished, JobSkipped, JobStarted
 
 if TYPE_CHECKING:
     from superbuild.manifest import Product
 
-STATE_DIR = ".superbuild"
-DB_FILE = "state.db"
-LOCK_FILE = "build.lock"
 #: Successful builds whose durations make a package's expected duration (their median).
 WEIGHT_SAMPLES = 5
 #: How long a connection waits for another one's write transaction (seconds).
@@ -130,7 +128,7 @@ class BuildLocked(SuperbuildError):
 
 def db_path(repo: Path) -> Path:
     """``<superproject>/.superbuild/state.db`` (not created)."""
-    return repo / STATE_DIR / DB_FILE
+    return layout.db_path(repo)
 
 
 def migrate(db: sqlite3.Connection) -> int:
@@ -379,9 +377,8 @@ class BuildState:
     @contextlib.contextmanager
     def open(cls, repo: Path) -> Iterator[BuildState]:
         """The state of ``repo``, created if absent."""
-        from superbuild.build import state_dir
-
-        path = state_dir(repo) / DB_FILE
+        layout.state_dir(repo)
+        path = layout.db_path(repo)
         with connect(path) as db:
             yield cls(db, path)
 
@@ -657,14 +654,12 @@ class BuildLock:
     def __init__(self, repo: Path, run_id: str) -> None:
         self.repo = repo
         self.run_id = run_id
-        self.path = repo / STATE_DIR / LOCK_FILE
+        self.path = layout.lock_path(repo)
         self.fd: int | None = None
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`BuildLocked` naming the running build."""
-        from superbuild.build import state_dir
-
-        state_dir(self.repo)
+        layout.state_dir(self.repo)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

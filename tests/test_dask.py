@@ -31,13 +31,14 @@ from superbuild import worker
 from superbuild.build import BuildOptions, BuildResult, execute, prepare
 from superbuild.changes import load_head, resolve_range
 from superbuild.executors import dask_options, make_executor
+from superbuild.jobs import Job, JobResult, OnError
 from superbuild.pipelines import (
     PipelineFailed,
     build_from_inputs,
     collect_outputs,
     prepare_inputs,
 )
-from superbuild.scheduler import Job, JobResult, OnError, run_jobs
+from superbuild.scheduler import run_jobs
 from superbuild.selection import SelectionOptions, make_plan
 from superbuild.testing.sample import make_sample_superproject
 from tests.helpers import alive, descendants

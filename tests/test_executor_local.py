@@ -13,8 +13,9 @@ import pytest
 
 from superbuild import proc
 from superbuild.errors import UsageError
-from superbuild.executors import EXECUTORS, Completion, LocalExecutor, make_executor
-from superbuild.scheduler import Job, JobResult, OnError, run_jobs
+from superbuild.executors import EXECUTORS, LocalExecutor, make_executor
+from superbuild.jobs import Completion, Job, JobResult, OnError
+from superbuild.scheduler import run_jobs
 
 #: Generous: the suite must pass on a busy 2-core machine.
 PATIENCE = 30.0

@@ -7,7 +7,7 @@ import re
 
 from rich.console import Console
 
-from superbuild.events import JobFinished, JobSkipped, JobStarted
+from superbuild.jobs import JobFinished, JobSkipped, JobStarted
 from superbuild.progress import LiveProgress, PlainProgress, summary_table
 
 

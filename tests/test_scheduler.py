@@ -12,15 +12,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from superbuild.errors import CycleError, Interrupted, SuperbuildError
-from superbuild.events import Event, JobCancelled, JobFinished, JobSkipped, JobStarted
-from superbuild.scheduler import (
+from superbuild.jobs import (
+    Event,
     Job,
+    JobCancelled,
+    JobFinished,
     JobResult,
+    JobSkipped,
+    JobStarted,
     OnError,
     RunResult,
     describe_exception,
-    run_jobs,
 )
+from superbuild.scheduler import run_jobs
 
 # ---------------------------------------------------------------- job functions
 

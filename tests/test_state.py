@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 
 from superbuild import state as st
-from superbuild.events import JobCancelled, JobFinished, JobSkipped, JobStarted
+from superbuild.jobs import JobCancelled, JobFinished, JobResult, JobSkipped, JobStarted
 from superbuild.manifest import Product
 from superbuild.package import Package
-from superbuild.scheduler import JobResult
 from superbuild.state import (
     BuildInputs,
     BuildLock,

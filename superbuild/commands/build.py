@@ -21,15 +21,14 @@ from superbuild.build import (
     plan_links,
     prepare,
     tail,
-    write_json_atomic,
-    write_text_atomic,
 )
 from superbuild.commands import superproject
 from superbuild.commands.plan import options_from as selection_options
 from superbuild.commands.plan import plan_from_args
 from superbuild.errors import EXIT_FAILED, EXIT_INTERRUPTED, UsageError
+from superbuild.fileio import write_json_atomic, write_text_atomic
+from superbuild.jobs import OnError
 from superbuild.package import Settings
-from superbuild.scheduler import OnError
 from superbuild.selection import Plan, SelectionOptions, make_plan
 
 if TYPE_CHECKING:

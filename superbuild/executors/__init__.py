@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal
 
 from superbuild.errors import ToolMissingError, UsageError
 from superbuild.executors.local import LocalExecutor
-from superbuild.scheduler import Job, JobResult
+from superbuild.jobs import Completion, Executor
 
 __all__ = [
     "EXECUTORS",
@@ -25,48 +24,6 @@ __all__ = [
     "dask_options",
     "make_executor",
 ]
-
-#: ``(job id, what its function returned or raised, duration in seconds)``.
-Completion = tuple[str, JobResult | BaseException, float]
-
-_E = TypeVar("_E", bound="Executor")
-
-
-class Executor(Protocol):
-    """Runs submitted jobs and hands back their completions."""
-
-    def submit(self, job: Job, priority: float) -> None:
-        """Start ``job`` (or queue it; higher ``priority`` first) and return at once."""
-        ...
-
-    def wait(self) -> list[Completion]:
-        """Block until at least one submitted job has finished; return all finished ones.
-
-        Must be interruptible by KeyboardInterrupt (no uninterruptible blocking call).
-        """
-        ...
-
-    def cancel(self) -> None:
-        """Stop every running job as fast as possible and drop the queued ones.
-
-        Their completions are never returned.  Nothing of the executor may keep running
-        afterwards (threads joined, process groups killed).
-        """
-        ...
-
-    def close(self) -> None:
-        """Release the executor's resources; it accepts no more jobs."""
-        ...
-
-    def __enter__(self: _E) -> _E: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
 
 #: Names of the executors (``--executor``).
 ExecutorName = Literal["local", "dask"]

@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from superbuild.executors import Completion
+    from superbuild.jobs import Completion
 
 #: How often a blocked ``wait()`` wakes up.  A completion wakes it at once; the timeout
 #: is for signals: when the kernel delivers the process's SIGINT/SIGTERM to a worker

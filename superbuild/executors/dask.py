@@ -67,8 +67,7 @@ from superbuild.pipelines import (
 )
 
 if TYPE_CHECKING:
-    from superbuild.executors import Completion
-    from superbuild.scheduler import Job, JobResult
+    from superbuild.jobs import Completion, Job, JobResult
 
 __all__ = ["DEFAULT_ALLOWED_FAILURES", "DEFAULT_RETRIES", "DaskExecutor", "WorkerDied"]
 

@@ -18,8 +18,7 @@ from superbuild import proc
 from superbuild.executors.base import QueueExecutor
 
 if TYPE_CHECKING:
-    from superbuild.executors import Completion
-    from superbuild.scheduler import Job, JobResult
+    from superbuild.jobs import Completion, Job, JobResult
 
 #: How long ``cancel()`` waits for a worker before it calls ``terminate_all()`` again: a
 #: process whose start raced with the first call (``proc`` registers a child after its

@@ -1,0 +1,58 @@
+"""Files written whole or not at all: a temporary file in the same folder, then rename.
+
+Every report, cache and hook superbuild writes goes through :func:`write_bytes_atomic`,
+so a reader (or a crash) never sees half a file, and the file gets the permissions a
+plain ``open(..., "w")`` would give it under the current umask (``mkstemp`` alone
+would make it 0600).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+@functools.cache
+def _umask() -> int:
+    # os.umask can only be read by setting it: do it once, before threads write files.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_bytes_atomic(
+    path: Path, data: bytes, *, mode: int = 0o666, make_parents: bool = False
+) -> None:
+    """Replace ``path`` with ``data`` atomically; ``mode`` is masked by the umask.
+
+    ``make_parents`` creates missing parent folders (off by default: a report path with a
+    typo should fail, not create ``/no/such/dir``).  On any error the temporary file is
+    removed and the exception propagates.
+    """
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            os.fchmod(fh.fileno(), mode & ~_umask())
+        Path(tmp).replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+        raise
+
+
+def write_text_atomic(path: Path, text: str, **options: Any) -> None:
+    """:func:`write_bytes_atomic` of ``text`` in UTF-8."""
+    write_bytes_atomic(path, text.encode("utf-8"), **options)
+
+
+def write_json_atomic(path: Path, data: Any, **options: Any) -> None:
+    """:func:`write_bytes_atomic` of ``data`` as indented JSON and a newline."""
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n", **options)
