@@ -11,7 +11,6 @@ Where things go in the superproject: :mod:`superbuild.layout`.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -21,15 +20,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from superbuild import layout
 from superbuild.errors import SuperbuildError
-from superbuild.jobs import Event, Job, JobResult, OnError, RunResult
-from superbuild.pipelines import BuildContext, PackageBuild, PipelineFailed, run_package
+from superbuild.jobs import Event, Job, OnError, RunResult
+from superbuild.pipelines import registry
+from superbuild.pipelines.api import BuildContext, PipelineFailed
+from superbuild.pipelines.task import PackageTask
+from superbuild.proc import Session
 from superbuild.scheduler import run_jobs
 from superbuild.selection import Plan
 
 if TYPE_CHECKING:
     from superbuild.state import RunRecorder
-
-BUILDERS = ("rpmbuild", "mock")
 
 
 @dataclass(frozen=True)
@@ -110,47 +110,8 @@ class BuildResult:
         }
 
 
-def default_builder() -> str:
-    return "mock" if shutil.which("mock") else "rpmbuild"
-
-
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-
-
-def build_job(ctx: BuildContext) -> JobResult:
-    """The job a worker runs for one package (module level: executors may pickle it)."""
-    built: PackageBuild = run_package(ctx)
-    publish(ctx)
-    return job_result(built)
-
-
-def publish(ctx: BuildContext) -> None:
-    """After a package is collected: drop its scratch, let dependents see it.
-
-    Runs where the executor finishes a job (a worker thread, the Dask coordinator's
-    pool), so the clean-up overlaps other builds instead of trailing the run.
-    """
-    shutil.rmtree(ctx.work_dir, ignore_errors=True)
-    if ctx.builder == "mock" and ctx.package.pipeline == "rpm":
-        # Dependents built by mock read this run's repository (--addrepo): publish now.
-        from superbuild import outrepo
-
-        outrepo.refresh_metadata(ctx.output)
-
-
-def job_result(built: PackageBuild) -> JobResult:
-    """What the scheduler records for a package that was built and collected."""
-    return JobResult(
-        status="succeeded",
-        artifacts=list(built.artifacts),
-        log=built.log_dir,
-        data={
-            "version": built.version,
-            "release": built.release,
-            "stage_durations": dict(built.stage_durations),
-        },
-    )
 
 
 def prepare(
@@ -168,16 +129,13 @@ def prepare(
     run_id = run_id or new_run_id()
     log_root = layout.run_logs(repo, run_id)
     work_root = layout.run_work(repo, run_id)
-    auto_builder: str | None = None
     contexts: dict[str, BuildContext] = {}
     selected = set(plan.packages)
     jobs: dict[str, Job] = {}
     for name in plan.packages:
         pkg = product.packages[name]
-        builder = options.builder or pkg.builder
-        if builder is None:
-            auto_builder = auto_builder or default_builder()
-            builder = auto_builder
+        pipeline = registry.get(pkg.pipeline, name)
+        pipeline_options = pipeline.options(pkg, settings, builder=options.builder, output=output)
         ctx = BuildContext(
             package=pkg,
             commit=plan.commits[name],
@@ -185,19 +143,14 @@ def prepare(
             output=output,
             work_dir=work_root / name,
             log_dir=log_root / name,
-            builder=builder,
-            mock_config=pkg.mock_config,
-            extra_repos=(output / "rpms",) if builder == "mock" else (),
-            sign_key=settings.sign_key,
-            gpg_home=settings.gpg_home,
+            options=pipeline_options,
             env=pkg.env,
         )
         contexts[name] = ctx
         jobs[name] = Job(
             id=name,
             dependencies=frozenset(r for r in pkg.requires if r in selected),
-            fn=build_job,
-            args=(ctx,),
+            task=PackageTask(ctx),
             weight=(weights or {}).get(name, 1.0),
         )
     return BuildRun(repo, plan, run_id, output, log_root, work_root, contexts, jobs)
@@ -238,8 +191,11 @@ def execute(
         all_observers.append(recorder)
         recorder.start()
     try:
+        # The run's processes: cancelling them (--fail-fast, Ctrl-C) stops this run only,
+        # not the metadata refresh below.
+        session = Session()
         with make_executor(
-            options.executor, parallel=options.jobs, **options.executor_options
+            options.executor, parallel=options.jobs, session=session, **options.executor_options
         ) as ex:
             outcomes = run_jobs(
                 run.jobs,

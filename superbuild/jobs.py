@@ -11,12 +11,15 @@ plain callables that receive these records in the scheduler's thread, in order.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from superbuild.errors import SuperbuildError
+
+if TYPE_CHECKING:
+    from superbuild.proc import Session
 
 _E = TypeVar("_E", bound="Executor")
 
@@ -25,29 +28,135 @@ Status = Literal["succeeded", "failed", "skipped", "cancelled"]
 
 @dataclass
 class JobResult:
-    """What a job's function returns."""
+    """What a job's task reports when its collect phase is done.
+
+    ``artifacts`` are paths relative to the output repository; ``exports`` the absolute
+    paths of the artifacts that dependents may need on another machine (a remote executor
+    hands them to tasks with ``needs_dependency_artifacts``); ``log`` the job's log folder.
+    """
 
     status: Literal["succeeded", "failed"]
     reason: str = ""
     artifacts: list[str] = field(default_factory=list)
     log: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    version: str | None = None
+    release: str | None = None
+    #: Seconds spent per stage, in the order the stages ran.
+    stage_durations: dict[str, float] = field(default_factory=dict)
+    #: Where the run phase ran (a host name) when that was not this process.
+    worker: str | None = None
+    exports: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What an executor tells a task's prepare phase about where ``run`` will execute.
+
+    ``remote``: on another machine, which sees none of this one's files (so the task must
+    carry its inputs as data).  ``dependency_artifacts``: for a task that
+    ``needs_dependency_artifacts`` and runs remotely, the ``exports`` of the job's
+    dependencies in this run, transitively (absolute paths on this machine).
+    """
+
+    remote: bool = False
+    dependency_artifacts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Work:
+    """The run phase of a job: ``fn(*args, session=SESSION)``, picklable.
+
+    ``fn`` must be a module-level function and ``args`` picklable, so that a remote
+    executor can ship it; ``session`` is the :class:`superbuild.proc.Session` whose
+    processes the executor may cancel (on a remote worker, one made there).
+    """
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+
+class Task(Protocol):
+    """What a job does, in three declared phases.
+
+    1. :meth:`prepare` on the coordinator: read what ``run`` needs (git objects, a spec)
+       and return the :class:`Work`;
+    2. the work runs wherever the executor puts it (a thread here, a Dask worker);
+    3. :meth:`collect` on the coordinator turns what the work returned into the
+       :class:`JobResult` (copies artifacts into the output repository, ...).
+
+    ``resources`` are what a worker must offer to run the work (e.g. ``{"mock": 1}``);
+    ``needs_dependency_artifacts`` asks a remote executor for the dependencies' exports;
+    ``prepare_blocks`` says that prepare does I/O (git) and should not run on the
+    executor's scheduling thread.  An exception raised by any phase fails the job.
+    """
+
+    @property
+    def resources(self) -> Mapping[str, int]: ...
+
+    @property
+    def needs_dependency_artifacts(self) -> bool: ...
+
+    @property
+    def prepare_blocks(self) -> bool: ...
+
+    def prepare(self, placement: Placement, session: Session) -> Work: ...
+
+    def collect(self, value: Any, session: Session) -> JobResult: ...
+
+
+def _call(fn: Callable[..., Any], args: tuple[Any, ...], *, session: Session) -> Any:
+    return fn(*args)
+
+
+@dataclass(frozen=True)
+class FunctionTask:
+    """A task that is one function call ``fn(*args)`` returning a :class:`JobResult`.
+
+    With ``pass_session`` the call is ``fn(*args, session=SESSION)``, for a function that
+    starts processes the executor must be able to cancel.
+    """
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    pass_session: bool = False
+    resources: Mapping[str, int] = field(default_factory=dict)
+    needs_dependency_artifacts: bool = False
+    prepare_blocks: bool = False
+
+    def prepare(self, placement: Placement, session: Session) -> Work:
+        if self.pass_session:
+            return Work(self.fn, self.args)
+        return Work(_call, (self.fn, self.args))
+
+    def collect(self, value: Any, session: Session) -> JobResult:
+        # The scheduler fails a job whose function broke the contract (returned no result).
+        result: JobResult = value
+        return result
+
+
+def call(fn: Callable[..., Any], *args: Any, session: bool = False) -> FunctionTask:
+    """The task ``fn(*args)`` (``fn(*args, session=...)`` with ``session``): ``fn``
+    module-level and ``args`` picklable for remote executors."""
+    return FunctionTask(fn, args, pass_session=session)
+
+
+def run_here(task: Task, session: Session) -> JobResult:
+    """All three phases of ``task`` in this thread (what the local executor does)."""
+    work = task.prepare(Placement(), session)
+    return task.collect(work.fn(*work.args, session=session), session)
 
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of work: ``fn(*args)`` once ``dependencies`` (job ids) have succeeded.
+    """One unit of work: ``task`` once ``dependencies`` (job ids) have succeeded.
 
-    ``fn`` should be a module-level function and ``args`` picklable, so that a remote
-    executor can ship the job.  ``weight`` is the expected duration (e.g. from past
-    runs); it only orders the ready jobs.  Dependencies that are not jobs of the same
-    run count as already built.
+    ``weight`` is the expected duration (e.g. from past runs); it only orders the ready
+    jobs.  Dependencies that are not jobs of the same run count as already built.
     """
 
     id: str
     dependencies: frozenset[str]
-    fn: Callable[..., JobResult]
-    args: tuple[Any, ...] = ()
+    task: Task
     weight: float = 1.0
 
 

@@ -76,6 +76,12 @@ def rpm_destination(path: Path) -> str:
     return f"{RPMS_DIR}/{arch}/{path.name}"
 
 
+def binary_packages(artifacts: Iterable[str]) -> list[str]:
+    """The binary packages among ``artifacts`` (paths relative to the output repository):
+    what a dependent installs."""
+    return [a for a in artifacts if a.startswith(f"{RPMS_DIR}/")]
+
+
 def _install_file(src: Path, dest: Path) -> None:
     """Copy ``src`` to ``dest`` through a temporary name in ``dest``'s directory."""
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,18 @@ input, runs in its own process group (``start_new_session=True``) so that a time
 Ctrl-C or a cancelled build stops the whole tree, and is given an argv list, never a
 shell string built from a path or a name.
 
+Two ways to run a command:
+
+- :func:`run` (module level): a short command of superbuild's own (git plumbing,
+  ``createrepo_c``), stopped if the caller is interrupted.  Nothing can cancel it from
+  outside, and nothing else is remembered about it.
+- :class:`Session`: the processes of one build run (or one job on a remote worker).
+  :meth:`Session.run` and :meth:`Session.run_logged` start children that
+  :meth:`Session.cancel` stops together (``--fail-fast``, Ctrl-C); once cancelled the
+  session refuses new children with :class:`~superbuild.errors.Interrupted`.  Each run
+  has its own session, so cancelling one never affects another, nor the commands
+  superbuild runs after it (the final ``createrepo_c`` of a ``--fail-fast`` run).
+
 Waiting is event-driven: a wait with a timeout (a stage timeout, a kill's grace period)
 sleeps on a pidfd of the child (Linux >= 5.3) and wakes the moment it exits, where
 :meth:`subprocess.Popen.wait` would poll with sleeps growing to 50 ms.  (Children are
@@ -119,12 +131,7 @@ class _Child(subprocess.Popen[bytes]):
         super().__del__()
 
 
-_live: set[subprocess.Popen[bytes]] = set()
-_live_lock = threading.Lock()
-_cancelled = threading.Event()
-
-
-def _popen(
+def _spawn(
     cmd: Sequence[str | os.PathLike[str]],
     *,
     cwd: str | os.PathLike[str] | None,
@@ -133,13 +140,11 @@ def _popen(
     stdout: int | IO[bytes] | None,
     stderr: int | IO[bytes] | None,
 ) -> subprocess.Popen[bytes]:
-    if _cancelled.is_set():
-        raise Interrupted("interrupted")
     args = [os.fspath(c) for c in cmd]
     # A test double patched over subprocess.Popen (pytest-subprocess) replaces _Child too.
     popen = _Child if subprocess.Popen is _Child.__base__ else subprocess.Popen
     try:
-        proc = popen(  # an argv list, never a shell string
+        child = popen(  # an argv list, never a shell string
             args,
             cwd=cwd,
             env=None if env is None else dict(env),
@@ -154,39 +159,77 @@ def _popen(
         tool = Path(args[0]).name
         hint = INSTALL_HINTS.get(tool, f"install {tool} or put it on PATH")
         raise ToolMissingError(f"{tool} not found: {hint}") from exc
-    if isinstance(proc, _Child):
-        proc._pidfd = _pidfd_open(proc.pid)
-    with _live_lock:
-        _live.add(proc)
-        late = _cancelled.is_set()
-    if late:
-        # terminate_all() ran between the check above and Popen: it did not see this
-        # child, so stop it here rather than let it escape.
-        _stop(proc, grace=0.5)
-        _forget(proc)
-        raise Interrupted("interrupted")
-    return proc
+    if isinstance(child, _Child):
+        child._pidfd = _pidfd_open(child.pid)
+    return child
 
 
-def _forget(proc: subprocess.Popen[bytes]) -> None:
-    with _live_lock:
-        _live.discard(proc)
-
-
-def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+def _kill_group(child: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+        os.killpg(child.pid, sig)
 
 
-def _stop(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
+def _stop(child: subprocess.Popen[bytes], grace: float = 2.0) -> None:
     """SIGTERM the process group, then SIGKILL it if it has not gone after ``grace``."""
-    _kill_group(proc, signal.SIGTERM)
+    _kill_group(child, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(grace)
+        child.wait(grace)
     # Kill whatever is left of the group (children that ignored SIGTERM).
-    _kill_group(proc, signal.SIGKILL)
+    _kill_group(child, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(grace)
+        child.wait(grace)
+
+
+def _captured(
+    child: subprocess.Popen[bytes],
+    cmd: Sequence[str | os.PathLike[str]],
+    input: bytes | None,
+    timeout: float | None,
+    start: float,
+) -> Completed:
+    timed_out = False
+    try:
+        try:
+            out, err = child.communicate(input, timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _stop(child, grace=0.5)
+            out, err = child.communicate()
+    except BaseException:
+        _stop(child)
+        raise
+    return Completed(
+        tuple(os.fspath(c) for c in cmd),
+        child.returncode,
+        out,
+        err,
+        timed_out,
+        time.monotonic() - start,
+    )
+
+
+def _logged(
+    child: subprocess.Popen[bytes],
+    cmd: Sequence[str | os.PathLike[str]],
+    timeout: float | None,
+    start: float,
+) -> Completed:
+    timed_out = False
+    try:
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _stop(child, grace=0.5)
+    except BaseException:
+        _stop(child)
+        raise
+    return Completed(
+        tuple(os.fspath(c) for c in cmd),
+        child.returncode,
+        timed_out=timed_out,
+        duration_s=time.monotonic() - start,
+    )
 
 
 def run(
@@ -199,13 +242,13 @@ def run(
     timeout: float | None = None,
     what: str | None = None,
 ) -> Completed:
-    """Run ``cmd`` to completion and capture its output.
+    """Run ``cmd`` to completion and capture its output (no session: see the module doc).
 
     ``check`` raises :class:`ProcessError` (its message names ``what``, or the command)
     when the command fails.  On Ctrl-C the child's process group is stopped.
     """
     start = time.monotonic()
-    proc = _popen(
+    child = _spawn(
         cmd,
         cwd=cwd,
         env=env,
@@ -213,114 +256,141 @@ def run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    timed_out = False
-    try:
-        try:
-            out, err = proc.communicate(input, timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _stop(proc, grace=0.5)
-            out, err = proc.communicate()
-    except BaseException:
-        _stop(proc)
-        raise
-    finally:
-        _forget(proc)
-    result = Completed(
-        tuple(os.fspath(c) for c in cmd),
-        proc.returncode,
-        out,
-        err,
-        timed_out,
-        time.monotonic() - start,
-    )
+    result = _captured(child, cmd, input, timeout, start)
     if check and not result.ok:
         raise ProcessError(result, what)
     return result
 
 
-def run_logged(
-    cmd: Sequence[str | os.PathLike[str]],
-    *,
-    log: IO[bytes],
-    cwd: str | os.PathLike[str] | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float | None = None,
-) -> Completed:
-    """Run ``cmd`` with stdout and stderr going to the open binary file ``log``."""
-    start = time.monotonic()
-    log.flush()
-    proc = _popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    timed_out = False
-    try:
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _stop(proc, grace=0.5)
-    except BaseException:
-        _stop(proc)
-        raise
-    finally:
-        _forget(proc)
-    if _cancelled.is_set():
-        raise Interrupted("interrupted")
-    return Completed(
-        tuple(os.fspath(c) for c in cmd),
-        proc.returncode,
-        timed_out=timed_out,
-        duration_s=time.monotonic() - start,
-    )
+class Session:
+    """The processes of one build run, stopped together by :meth:`cancel`.
 
-
-def spawn_pipe(
-    cmd: Sequence[str | os.PathLike[str]],
-    *,
-    cwd: str | os.PathLike[str] | None = None,
-    env: Mapping[str, str] | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start a long-lived helper (``git cat-file --batch``) with pipes on all three ends."""
-    return _popen(
-        cmd,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
-def finish_pipe(proc: subprocess.Popen[bytes]) -> None:
-    """Reap a process started by :func:`spawn_pipe`."""
-    try:
-        proc.wait()
-    finally:
-        _forget(proc)
-
-
-def terminate_all(grace: float = 2.0) -> None:
-    """Stop every process group started here that still runs; refuse new ones.
-
-    Used on Ctrl-C / SIGTERM and on ``--fail-fast``: worker threads that try to start
-    another step afterwards get :class:`Interrupted`.
+    ``env`` is added to the environment of every child (the Dask worker marks a job's
+    processes with it, see :mod:`superbuild.worker`).  Thread-safe: worker threads start
+    children while the scheduler's thread may cancel.
     """
-    with _live_lock:
-        _cancelled.set()  # under the lock: a child registered after this sees the flag
-        procs = list(_live)
-    for proc in procs:
-        _kill_group(proc, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(max(0.0, deadline - time.monotonic()))
-    for proc in procs:
-        _kill_group(proc, signal.SIGKILL)
 
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env = dict(env or {})
+        self._live: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
 
-def reset_cancellation() -> None:
-    """Allow new processes again (tests and long-lived library users)."""
-    _cancelled.clear()
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` ran: new children are refused."""
+        return self._cancelled.is_set()
 
+    @property
+    def running(self) -> int:
+        """How many children of the session are running now."""
+        with self._lock:
+            return len(self._live)
 
-def cancelled() -> bool:
-    return _cancelled.is_set()
+    def _env(self, env: Mapping[str, str] | None) -> Mapping[str, str] | None:
+        if not self.env:
+            return env
+        return {**(os.environ if env is None else env), **self.env}
+
+    def _start(
+        self,
+        cmd: Sequence[str | os.PathLike[str]],
+        *,
+        cwd: str | os.PathLike[str] | None,
+        env: Mapping[str, str] | None,
+        stdin: int | IO[bytes] | None,
+        stdout: int | IO[bytes] | None,
+        stderr: int | IO[bytes] | None,
+    ) -> subprocess.Popen[bytes]:
+        if self._cancelled.is_set():
+            raise Interrupted("interrupted")
+        child = _spawn(cmd, cwd=cwd, env=self._env(env), stdin=stdin, stdout=stdout, stderr=stderr)
+        with self._lock:
+            self._live.add(child)
+            late = self._cancelled.is_set()
+        if late:
+            # cancel() ran between the check above and the start: it did not see this
+            # child, so stop it here rather than let it escape.
+            _stop(child, grace=0.5)
+            self._forget(child)
+            raise Interrupted("interrupted")
+        return child
+
+    def _forget(self, child: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._live.discard(child)
+
+    def run(
+        self,
+        cmd: Sequence[str | os.PathLike[str]],
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        input: bytes | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+        what: str | None = None,
+    ) -> Completed:
+        """:func:`run`, as a child of this session."""
+        start = time.monotonic()
+        child = self._start(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            result = _captured(child, cmd, input, timeout, start)
+        finally:
+            self._forget(child)
+        if self._cancelled.is_set():
+            raise Interrupted("interrupted")
+        if check and not result.ok:
+            raise ProcessError(result, what)
+        return result
+
+    def run_logged(
+        self,
+        cmd: Sequence[str | os.PathLike[str]],
+        *,
+        log: IO[bytes],
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Completed:
+        """Run ``cmd`` with stdout and stderr going to the open binary file ``log``.
+
+        Raises :class:`~superbuild.errors.Interrupted` when the session was cancelled
+        before or while it ran.
+        """
+        start = time.monotonic()
+        log.flush()
+        child = self._start(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        try:
+            result = _logged(child, cmd, timeout, start)
+        finally:
+            self._forget(child)
+        if self._cancelled.is_set():
+            raise Interrupted("interrupted")
+        return result
+
+    def cancel(self, grace: float = 2.0) -> None:
+        """Stop every process group of the session that still runs; refuse new ones.
+
+        Used on Ctrl-C / SIGTERM and on ``--fail-fast``: threads that try to start
+        another step afterwards get :class:`~superbuild.errors.Interrupted`.  Can be
+        called again (a child whose start raced with the first call is stopped then).
+        """
+        with self._lock:
+            self._cancelled.set()  # under the lock: a child registered after this sees it
+            children = list(self._live)
+        for child in children:
+            _kill_group(child, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for child in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(max(0.0, deadline - time.monotonic()))
+        for child in children:
+            _kill_group(child, signal.SIGKILL)

@@ -615,12 +615,11 @@ class RunRecorder:
             self.state.update_build(self.run_id, event.job_id, **values)
 
     def _finished(self, event: JobFinished) -> dict[str, Any]:
-        from superbuild.pipelines import PipelineFailed
-
         result = event.result
         log: str | None = None
-        if isinstance(event.exception, PipelineFailed) and event.exception.log is not None:
-            log = os.fspath(event.exception.log)
+        failed_log = getattr(event.exception, "log", None)  # a stage failure names its log
+        if isinstance(failed_log, str | os.PathLike):
+            log = os.fspath(failed_log)
         elif result is not None and result.log is not None:
             log = os.fspath(result.log)
         artifacts = [os.fspath(self.output / a) for a in result.artifacts] if result else []

@@ -1,12 +1,13 @@
-"""What runs on a Dask worker: build one package from its :class:`JobInputs`.
+"""What runs on a Dask worker: one job's work, its processes marked with the job's key.
 
 Importable wherever superbuild is installed (``pip install superbuild[dask]`` on every
 build host); it imports Dask only inside :func:`dask_setup`, which Dask calls when the
 module is given as a worker preload (``dask worker --preload superbuild.worker``, done
 for you by the embedded LocalCluster).
 
-The coordinator submits :func:`build` with a *job key*.  Every process the build starts
-gets ``SUPERBUILD_DASK_JOB=<key>`` in its environment, so that :func:`terminate` can
+The coordinator submits :func:`run` with a job's :class:`~superbuild.jobs.Work` and a
+*job key*; neither knows what the work does (a package build, say).  Every process the
+work starts gets ``SUPERBUILD_DASK_JOB=<key>`` in its environment, so that :func:`terminate` can
 find and stop a cancelled build's process tree on a host -- including the orphans of a
 worker process that was killed (build processes run in their own sessions and outlive
 it).  Keys start with the coordinator's run token, so one call stops a whole run.
@@ -18,46 +19,25 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from superbuild import proc
-from superbuild.pipelines import JobInputs, JobOutputs, build_from_inputs
+from superbuild.proc import Session
 
-__all__ = ["MARKER", "build", "dask_setup", "marked_processes", "terminate"]
+__all__ = ["MARKER", "dask_setup", "marked_processes", "run", "terminate"]
 
 #: Environment variable naming the job that started a build process.
 MARKER = "SUPERBUILD_DASK_JOB"
 
 
-class MarkedRunner:
-    """A :class:`~superbuild.pipelines.Runner` that tags each command with the job key."""
+def run(fn: Callable[..., Any], args: tuple[Any, ...], key: str) -> Any:
+    """The Dask task: a job's work ``fn(*args, session=...)`` in a session of its own.
 
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    def __call__(
-        self,
-        cmd: Sequence[str | os.PathLike[str]],
-        *,
-        log: IO[bytes],
-        cwd: str | os.PathLike[str] | None = None,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> proc.Completed:
-        tagged = dict(os.environ if env is None else env)
-        tagged[MARKER] = self.key
-        return proc.run_logged(cmd, log=log, cwd=cwd, env=tagged, timeout=timeout)
-
-
-def build(inputs: JobInputs, key: str) -> JobOutputs:
-    """The Dask task: build ``inputs`` in a temporary folder, return the outputs as bytes.
-
-    A build failure comes back in :attr:`JobOutputs.failure` (with its logs); other
-    exceptions propagate, and Dask retries the task (``retries=``) possibly elsewhere.
+    Every process the work starts carries ``SUPERBUILD_DASK_JOB=<key>``.  What the work
+    raises propagates, and Dask retries the task (``retries=``), possibly elsewhere.
     """
-    return build_from_inputs(inputs, MarkedRunner(key))
+    return fn(*args, session=Session(env={MARKER: key}))
 
 
 def marked_processes(prefix: str) -> list[int]:

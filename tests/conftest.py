@@ -5,12 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from superbuild import proc
 
 
 @pytest.fixture(autouse=True)
@@ -37,12 +34,6 @@ def _isolated_git(
     import superbuild.git as g
 
     monkeypatch.setattr(g, "_ENV", None)
-
-
-@pytest.fixture(autouse=True)
-def _reset_cancellation() -> Iterator[None]:
-    yield
-    proc.reset_cancellation()
 
 
 def fake_sha(seed: str) -> str:

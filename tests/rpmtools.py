@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from superbuild.package import Package
-from superbuild.pipelines import BuildContext
+from superbuild.pipelines.api import BuildContext
+from superbuild.pipelines.rpm.options import RpmOptions
 
 HAVE_RPMBUILD = shutil.which("rpmbuild") is not None
 HAVE_CREATEREPO = shutil.which("createrepo_c") is not None
@@ -126,7 +127,14 @@ def make_context(
     run: str = "run1",
     **fields: Any,
 ) -> BuildContext:
-    """A context whose output, work and log dirs live under ``tmp_path``."""
+    """A context whose output, work and log dirs live under ``tmp_path``.
+
+    ``fields`` may hold :class:`RpmOptions` fields (``builder=``, ``sign_key=``, ...) for
+    an rpm package; the rest are :class:`BuildContext` fields.
+    """
+    rpm_fields = {k: fields.pop(k) for k in list(fields) if k in RpmOptions.__dataclass_fields__}
+    if package.pipeline == "rpm" and "options" not in fields:
+        fields["options"] = RpmOptions(**rpm_fields)
     return BuildContext(
         package=package,
         commit=commit,

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from conftest import Repo
@@ -31,13 +31,9 @@ from superbuild import worker
 from superbuild.build import BuildOptions, BuildResult, execute, prepare
 from superbuild.changes import load_head, resolve_range
 from superbuild.executors import dask_options, make_executor
-from superbuild.jobs import Job, JobResult, OnError
-from superbuild.pipelines import (
-    PipelineFailed,
-    build_from_inputs,
-    collect_outputs,
-    prepare_inputs,
-)
+from superbuild.jobs import Job, JobResult, OnError, call
+from superbuild.pipelines.api import PipelineFailed
+from superbuild.pipelines.task import build_remote, collect_outputs, prepare_inputs
 from superbuild.scheduler import run_jobs
 from superbuild.selection import SelectionOptions, make_plan
 from superbuild.testing.sample import make_sample_superproject
@@ -244,20 +240,23 @@ def test_unreachable_scheduler_is_a_one_line_error() -> None:
         make_executor("dask", parallel=1, address="tcp://127.0.0.1:1", connect_timeout=1)
 
 
-def test_dependency_rpms_are_transitive_and_this_runs_only() -> None:
-    from superbuild.executors.dask import dependency_rpms
+def test_dependency_exports_are_transitive_and_this_runs_only() -> None:
+    from superbuild.executors.dask import dependency_exports
 
     requires = {"a": (), "b": ("a", "outside"), "c": ("b",), "d": ()}
-    rpms = {"a": ("rpms/noarch/a.rpm",), "b": ("rpms/x86_64/b.rpm",), "d": ("rpms/d.rpm",)}
-    assert dependency_rpms("c", requires, rpms) == ["rpms/noarch/a.rpm", "rpms/x86_64/b.rpm"]
-    assert dependency_rpms("a", requires, rpms) == []
+    exports = {"a": ("/o/rpms/noarch/a.rpm",), "b": ("/o/rpms/x86_64/b.rpm",), "d": ("/o/d",)}
+    assert dependency_exports("c", requires, exports) == (
+        "/o/rpms/noarch/a.rpm",
+        "/o/rpms/x86_64/b.rpm",
+    )
+    assert dependency_exports("a", requires, exports) == ()
 
 
 def test_outputs_with_a_bad_checksum_fail_and_write_nothing(tmp_path: Path) -> None:
     step = 'mkdir "$SUPERBUILD_OUTPUT/d" && echo payload > "$SUPERBUILD_OUTPUT/d/f.txt"'
     package = make_package("docs", pipeline="command", commands=(step,), source="none")
     ctx = make_context(tmp_path, package, "f" * 40, tmp_path / "nowhere")
-    outputs = build_from_inputs(prepare_inputs(ctx))
+    outputs = build_remote(prepare_inputs(ctx))
     assert outputs.failure is None
     assert outputs.files is not None
     assert [b.name for b in outputs.files] == ["d", "d/f.txt"]
@@ -289,7 +288,7 @@ def test_worker_failure_comes_back_with_its_logs(tmp_path: Path) -> None:
         "bad", pipeline="command", commands=("echo boom >&2; exit 4",), source="none"
     )
     ctx = make_context(tmp_path, package, "f" * 40, tmp_path)
-    outputs = build_from_inputs(prepare_inputs(ctx))
+    outputs = build_remote(prepare_inputs(ctx))
     assert outputs.failure is not None
     log = ctx.log_dir / "command.log"
     with pytest.raises(PipelineFailed) as info:
@@ -303,13 +302,15 @@ def test_worker_failure_comes_back_with_its_logs(tmp_path: Path) -> None:
 
 
 def test_corrupted_inputs_are_refused_by_the_worker(tmp_path: Path) -> None:
-    from superbuild.pipelines import Blob, absolute_context, inputs_for
+    from superbuild.pipelines.source import inputs_for
+    from superbuild.pipelines.task import absolute_context
+    from superbuild.pipelines.transport import Blob
 
     package = make_package("x", pipeline="command", commands=("true",))
     ctx = absolute_context(make_context(tmp_path, package, "f" * 40, tmp_path))
     tarball = Blob.of("x-fffffff.tar.gz", b"data")
     inputs = inputs_for(ctx, {}, sources=[dataclasses.replace(tarball, data=b"date")])
-    outputs = build_from_inputs(inputs)
+    outputs = build_remote(inputs)
     assert outputs.failure is not None
     assert "x: inputs corrupted in transit (sha256 mismatch: x-fffffff.tar.gz)" in str(
         outputs.failure
@@ -362,7 +363,7 @@ def test_same_report_and_repository_as_the_local_executor(
         assert logs == sorted(p.name for p in local.run.contexts[name].log_dir.iterdir())
         assert logs == ["collect.log", "rpm.log", "source.log", "srpm.log"]
         result = remote.outcomes[name].result
-        assert result is not None and result.data["worker"]
+        assert result is not None and result.worker
     # nothing half-written, no scratch left behind
     assert not [f for f in rout.rglob("*") if f.name.startswith(".") and f.suffix != ".lock"]
     assert not list((sample.path / ".superbuild" / "work").rglob("*.rpm"))
@@ -430,10 +431,10 @@ def test_mock_without_mock_workers_fails_clearly(tmp_path: Path, repo: Repo) -> 
 
 def test_plain_jobs_run_as_they_are(cluster: Any) -> None:
     jobs = {
-        "ok": Job("ok", frozenset(), JobResult, ("succeeded", "", ["a"])),
+        "ok": Job("ok", frozenset(), call(JobResult, "succeeded", "", ["a"])),
         # int("not a number") raises ValueError on the worker
-        "boom": Job("boom", frozenset(), cast("Callable[..., JobResult]", int), ("not a number",)),
-        "after": Job("after", frozenset({"boom"}), JobResult, ("succeeded",)),
+        "boom": Job("boom", frozenset(), call(int, "not a number")),
+        "after": Job("after", frozenset({"boom"}), call(JobResult, "succeeded")),
     }
     with make_executor("dask", parallel=2, address=cluster.scheduler_address) as ex:
         outcomes = run_jobs(jobs, ex, parallel=2)

@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,31 +14,24 @@ import pytest
 from superbuild import proc
 from superbuild.errors import UsageError
 from superbuild.executors import EXECUTORS, LocalExecutor, make_executor
-from superbuild.jobs import Completion, Job, JobResult, OnError
+from superbuild.jobs import Completion, Job, JobResult, OnError, call
 from superbuild.scheduler import run_jobs
 
 #: Generous: the suite must pass on a busy 2-core machine.
 PATIENCE = 30.0
 
 
-@pytest.fixture(autouse=True)
-def _allow_processes() -> Iterator[None]:
-    proc.reset_cancellation()
-    yield
-    proc.reset_cancellation()
-
-
 # ---------------------------------------------------------------- job functions
 
 
-def run_cmd(*argv: str) -> JobResult:
-    completed = proc.run(argv, check=False)
+def run_cmd(*argv: str, session: proc.Session) -> JobResult:
+    completed = session.run(argv, check=False)
     if completed.ok:
         return JobResult("succeeded")
     return JobResult("failed", f"{argv[0]} exited {completed.returncode}")
 
 
-def raise_value_error() -> JobResult:
+def raise_value_error(**_: object) -> JobResult:
     raise ValueError("broken")
 
 
@@ -52,7 +45,7 @@ class Tracker:
         self.barrier = threading.Barrier(parties, timeout=PATIENCE)
 
 
-def tracked(tracker: Tracker) -> JobResult:
+def tracked(tracker: Tracker, **_: object) -> JobResult:
     with tracker.lock:
         tracker.active += 1
         tracker.peak = max(tracker.peak, tracker.active)
@@ -64,32 +57,32 @@ def tracked(tracker: Tracker) -> JobResult:
     return JobResult("succeeded")
 
 
-def blocked(event: threading.Event) -> JobResult:
+def blocked(event: threading.Event, **_: object) -> JobResult:
     assert event.wait(PATIENCE)
     return JobResult("succeeded")
 
 
-def record(into: list[str], name: str) -> JobResult:
+def record(into: list[str], name: str, **_: object) -> JobResult:
     into.append(name)
     return JobResult("succeeded")
 
 
-def sleep_with_pidfile(pidfile: str) -> JobResult:
+def sleep_with_pidfile(pidfile: str, *, session: proc.Session) -> JobResult:
     script = 'echo $$ > "$1.tmp" && mv "$1.tmp" "$1" && exec sleep 30'
-    return run_cmd("sh", "-c", script, "sh", pidfile)
+    return run_cmd("sh", "-c", script, "sh", pidfile, session=session)
 
 
-def interrupt_main_thread(pidfile: str) -> JobResult:
+def interrupt_main_thread(pidfile: str, *, session: proc.Session) -> JobResult:
     """What Ctrl-C does: SIGINT reaches the process while jobs run."""
     os.kill(os.getpid(), signal.SIGINT)
-    return sleep_with_pidfile(pidfile)
+    return sleep_with_pidfile(pidfile, session=session)
 
 
 # ---------------------------------------------------------------- helpers
 
 
 def job(job_id: str, fn: Callable[..., JobResult], *args: object, deps: str = "") -> Job:
-    return Job(job_id, frozenset(deps.split()), fn, args)
+    return Job(job_id, frozenset(deps.split()), call(fn, *args, session=True))
 
 
 def wait_all(ex: LocalExecutor, count: int) -> list[Completion]:
@@ -155,7 +148,6 @@ def test_threads_stop_on_cancel_and_restart_on_submit() -> None:
         ex.cancel()
         assert not any(t.is_alive() for t in first)
         assert ex.threads == ()
-        proc.reset_cancellation()
         ex.submit(job("a", run_cmd, "true"), 1.0)
         assert len(ex.threads) == 3
         assert [(i, r) for i, r, _ in wait_all(ex, 1)] == [("a", JobResult("succeeded"))]
@@ -189,9 +181,7 @@ def test_cancel_kills_running_child_and_drops_queued_jobs(tmp_path: Path) -> Non
     assert_gone(pid)
     assert not any(t.is_alive() for t in workers)
     assert never == []
-    assert proc.cancelled()
-    # Usable again once processes are allowed.
-    proc.reset_cancellation()
+    # Usable again: the executor's own session was replaced.
     ex.submit(job("again", run_cmd, "true"), 1.0)
     assert [(i, r) for i, r, _ in wait_all(ex, 1)] == [("again", JobResult("succeeded"))]
     ex.close()
@@ -246,7 +236,9 @@ def test_run_jobs_with_real_processes() -> None:
 def test_fail_fast_with_real_processes(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     jobs = {
-        "sleep": Job("sleep", frozenset(), sleep_with_pidfile, (str(pidfile),), weight=10.0),
+        "sleep": Job(
+            "sleep", frozenset(), call(sleep_with_pidfile, str(pidfile), session=True), weight=10.0
+        ),
         "wait": job("wait", read_pid_then_fail, str(pidfile)),
         "later": job("later", run_cmd, "true", deps="sleep"),
     }
@@ -261,7 +253,7 @@ def test_fail_fast_with_real_processes(tmp_path: Path) -> None:
     assert not live_workers()
 
 
-def read_pid_then_fail(pidfile: str) -> JobResult:
+def read_pid_then_fail(pidfile: str, **_: object) -> JobResult:
     read_pid(Path(pidfile))
     return JobResult("failed", "on purpose")
 

@@ -14,7 +14,8 @@ from rpmtools import commit_files, init_repo, make_context, make_package, write_
 
 from superbuild import proc
 from superbuild.errors import SuperbuildError
-from superbuild.pipelines import PipelineFailed, SourceUnavailable, run_package
+from superbuild.pipelines.api import PipelineFailed, SourceUnavailable
+from superbuild.pipelines.task import run_package
 
 ENV_STEP = 'env | grep -E "^(SUPERBUILD_|GREETING=)" | sort > "$SUPERBUILD_OUTPUT/env.txt"'
 COPY_STEP = (
@@ -108,7 +109,7 @@ def test_source_none_runs_one_process_per_step_and_no_git(
         calls.append([os.fspath(c) for c in cmd])
         assert cwd is not None
         assert not any(Path(cwd).iterdir())
-        return proc.run_logged(cmd, log=log, cwd=cwd, env=env, timeout=timeout)
+        return proc.Session().run_logged(cmd, log=log, cwd=cwd, env=env, timeout=timeout)
 
     package = make_package("bench", pipeline="command", commands=("true",), source="none")
     ctx = make_context(tmp_path, package, "f" * 40, tmp_path / "no-such-repo")

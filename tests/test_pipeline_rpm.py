@@ -28,14 +28,10 @@ from rpmtools import (
 )
 
 from superbuild import outrepo
-from superbuild.pipelines import (
-    BuildContext,
-    PackageBuild,
-    PipelineFailed,
-    SourceUnavailable,
-    run_package,
-)
-from superbuild.pipelines.rpm import SpecError, add_provenance, set_version
+from superbuild.pipelines.api import BuildContext, PackageBuild, PipelineFailed, SourceUnavailable
+from superbuild.pipelines.rpm.options import RpmOptions
+from superbuild.pipelines.rpm.spec import SpecError, add_provenance, set_version
+from superbuild.pipelines.task import run_package
 
 QF = "%{NAME} %{VERSION} %{RELEASE} %{VCS}"
 
@@ -246,7 +242,8 @@ def test_unknown_builder_is_refused(tmp_path: Path) -> None:
 
 def test_context_pickles(tmp_path: Path) -> None:
     ctx = make_context(tmp_path, make_package(env=(("A", "b"),)), "a" * 40, tmp_path)
-    ctx = BuildContext(**{**ctx.__dict__, "extra_repos": (tmp_path / "r",), "sign_key": "K"})
+    options = RpmOptions(extra_repos=(tmp_path / "r",), sign_key="K")
+    ctx = BuildContext(**{**ctx.__dict__, "options": options})
     assert pickle.loads(pickle.dumps(ctx)) == ctx
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -23,7 +22,7 @@ def test_stdin_closed_own_session_argv_list(tmp_path: Path) -> None:
     assert result.stdout.split() == [b"True", b"True"]
     log = tmp_path / "log"
     with log.open("wb") as fh:
-        done = proc.run_logged([PY, "-c", code], log=fh, timeout=60)
+        done = proc.Session().run_logged([PY, "-c", code], log=fh, timeout=60)
     assert done.ok
     assert log.read_text().split() == ["True", "True"]
 
@@ -32,8 +31,9 @@ def test_timeout_kills_the_whole_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     script = 'sleep 60 & echo $! > "$1.tmp" && mv "$1.tmp" "$1"; wait'
     start = time.monotonic()
+    session = proc.Session()
     with (tmp_path / "log").open("wb") as fh:
-        done = proc.run_logged(["sh", "-c", script, "sh", str(pidfile)], log=fh, timeout=1.0)
+        done = session.run_logged(["sh", "-c", script, "sh", str(pidfile)], log=fh, timeout=1.0)
     assert done.timed_out
     assert not done.ok
     assert time.monotonic() - start < 20
@@ -49,7 +49,7 @@ def test_timeout_kills_the_whole_group(tmp_path: Path) -> None:
             break
         assert time.monotonic() < deadline, "the group's other process survived the timeout"
         time.sleep(0.05)
-    assert not proc._live
+    assert session.running == 0
 
 
 def test_captured_run_with_timeout() -> None:
@@ -62,59 +62,77 @@ def test_captured_run_with_timeout() -> None:
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfd on this platform")
 def test_timed_wait_wakes_at_exit_and_leaks_no_descriptor(tmp_path: Path) -> None:
     fds = sum(1 for _ in Path("/proc/self/fd").iterdir())
-    child = proc.spawn_pipe(["sleep", "0.3"])
-    assert isinstance(child, proc._Child)
-    assert child._pidfd >= 0
-    with pytest.raises(subprocess.TimeoutExpired):
-        child.wait(0.01)
-    start = time.monotonic()
-    assert child.wait(30) == 0
-    assert time.monotonic() - start < 10
-    for stream in (child.stdin, child.stdout, child.stderr):
-        assert stream is not None
-        stream.close()
-    proc.finish_pipe(child)
-    del child
+    session = proc.Session()
     with (tmp_path / "log").open("wb") as fh:
+        start = time.monotonic()
+        # A timeout far longer than the child: the wait must end when it exits.
+        assert session.run_logged(["sleep", "0.3"], log=fh, timeout=600).ok
+        assert time.monotonic() - start < 10
         for _ in range(20):
-            assert proc.run_logged(["true"], log=fh, timeout=60).ok
+            assert session.run_logged(["true"], log=fh, timeout=60).ok
     assert sum(1 for _ in Path("/proc/self/fd").iterdir()) == fds
 
 
-def test_two_threads_wait_for_one_child() -> None:
-    child = proc.spawn_pipe(["sleep", "0.2"])
-    codes: list[int] = []
-    waiter = threading.Thread(target=lambda: codes.append(child.wait(30)))
-    waiter.start()
-    codes.append(child.wait(30))
-    waiter.join(30)
-    for stream in (child.stdin, child.stdout, child.stderr):
-        assert stream is not None
-        stream.close()
-    proc.finish_pipe(child)
-    assert codes == [0, 0]
-
-
-def test_terminate_all_stops_a_waiting_run(tmp_path: Path) -> None:
+def test_cancel_and_the_runner_both_wait_for_one_child(tmp_path: Path) -> None:
+    """cancel() waits (up to its grace) for the child the runner thread waits for too:
+    both return as soon as it exits."""
+    session = proc.Session()
     results: list[proc.Completed | BaseException] = []
 
     def job() -> None:
         try:
             with (tmp_path / "log").open("wb") as fh:
-                results.append(proc.run_logged(["sleep", "60"], log=fh, timeout=600))
+                script = "trap '' TERM; sleep 0.5"  # ignores SIGTERM, exits by itself
+                results.append(session.run_logged(["sh", "-c", script], log=fh, timeout=600))
         except BaseException as exc:
             results.append(exc)
 
     worker = threading.Thread(target=job)
     worker.start()
     deadline = time.monotonic() + 10
-    while not proc._live:
+    while not session.running:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     start = time.monotonic()
-    proc.terminate_all()
+    session.cancel(grace=60)
+    worker.join(30)
+    assert time.monotonic() - start < 20
+    assert len(results) == 1 and isinstance(results[0], Interrupted)
+
+
+def test_cancel_stops_a_waiting_run_of_its_session_only(tmp_path: Path) -> None:
+    session, other = proc.Session(), proc.Session()
+    results: list[proc.Completed | BaseException] = []
+
+    def job() -> None:
+        try:
+            with (tmp_path / "log").open("wb") as fh:
+                results.append(session.run_logged(["sleep", "60"], log=fh, timeout=600))
+        except BaseException as exc:
+            results.append(exc)
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not session.running:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    start = time.monotonic()
+    session.cancel()
     worker.join(30)
     assert time.monotonic() - start < 10
     assert len(results) == 1
     assert isinstance(results[0], Interrupted)
-    assert not proc._live
+    assert session.running == 0
+    # A cancelled session refuses new children; another session, and plain runs, do not.
+    with (tmp_path / "log").open("wb") as fh, pytest.raises(Interrupted):
+        session.run_logged(["true"], log=fh)
+    with (tmp_path / "log").open("wb") as fh:
+        assert other.run_logged(["true"], log=fh).ok
+    assert proc.run(["true"]).ok
+
+
+def test_session_marks_its_children() -> None:
+    session = proc.Session(env={"SUPERBUILD_TEST_MARK": "x1"})
+    out = session.run(["sh", "-c", 'echo "$SUPERBUILD_TEST_MARK"']).stdout
+    assert out == b"x1\n"

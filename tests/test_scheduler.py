@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from superbuild import proc
 from superbuild.errors import CycleError, Interrupted, SuperbuildError
 from superbuild.jobs import (
     Event,
@@ -22,7 +23,9 @@ from superbuild.jobs import (
     JobStarted,
     OnError,
     RunResult,
+    call,
     describe_exception,
+    run_here,
 )
 from superbuild.scheduler import run_jobs
 
@@ -87,7 +90,7 @@ class FakeExecutor:
             job = self.running.pop(job_id)
             result: JobResult | BaseException
             try:
-                result = job.fn(*job.args)
+                result = run_here(job.task, proc.Session())
             except BaseException as exc:
                 result = exc
             finished.append((job_id, result, 1.5))
@@ -136,8 +139,7 @@ def make_jobs(
         jobs[job_id] = Job(
             job_id,
             frozenset(requires.split()),
-            fn,
-            args,
+            call(fn, *args),
             weight=(weights or {}).get(job_id, 1.0),
         )
     return jobs
@@ -426,7 +428,7 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="parallel"):
         run_jobs(make_jobs({"a": ""}), FakeExecutor(), parallel=0)
     with pytest.raises(ValueError, match="key"):
-        run_jobs({"x": Job("a", frozenset(), succeed)}, FakeExecutor(), parallel=1)
+        run_jobs({"x": Job("a", frozenset(), call(succeed))}, FakeExecutor(), parallel=1)
 
 
 # ---------------------------------------------------------------- properties
@@ -445,7 +447,7 @@ def dags(draw: st.DrawFn) -> tuple[dict[str, Job], set[str]]:
             deps.add("outside")
         weight = draw(st.sampled_from([0.5, 1.0, 2.0, 7.0]))
         fn = fail if name in failing else succeed
-        jobs[name] = Job(name, frozenset(deps), fn, weight=weight)
+        jobs[name] = Job(name, frozenset(deps), call(fn), weight=weight)
     return jobs, failing
 
 
@@ -510,7 +512,9 @@ def test_property_keep_going(
 def test_property_serial_order_is_longest_critical_path_first(
     dag: tuple[dict[str, Job], set[str]],
 ) -> None:
-    jobs = {j: Job(j, job.dependencies, succeed, weight=job.weight) for j, job in dag[0].items()}
+    jobs = {
+        j: Job(j, job.dependencies, call(succeed), weight=job.weight) for j, job in dag[0].items()
+    }
     dependents: dict[str, list[str]] = {j: [] for j in jobs}
     for job in jobs.values():
         for dep in job.dependencies & jobs.keys():

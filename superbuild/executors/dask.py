@@ -3,18 +3,15 @@
 Imported only when this executor is chosen (``superbuild.executors`` registers a factory
 that imports it), so Dask is an optional dependency: ``pip install superbuild[dask]``.
 
-No filesystem is shared with the workers.  For a package build (a job whose function is
-:func:`superbuild.build.build_job`), the coordinator -- this process -- runs the
-``source`` stage (:func:`~superbuild.pipelines.prepare_inputs`: ``git archive`` at the
-recorded commit, the spec) in a small thread pool, adds for mock the binary RPMs of this
-run that the package transitively requires, and submits :func:`superbuild.worker.build`
-with those :class:`~superbuild.pipelines.JobInputs`.  The worker builds in a temporary
-folder and returns :class:`~superbuild.pipelines.JobOutputs`: artifacts and stage logs
-as bytes with their sha256.  Back on the coordinator
-:func:`~superbuild.pipelines.collect_outputs` verifies every checksum, writes the logs to
-``<log_dir>/<stage>.log`` and collects the artifacts into the output repository as the
-local executor does; then :func:`superbuild.build.publish` and
-:func:`~superbuild.build.job_result`.  Other jobs are shipped as they are (cloudpickle).
+No filesystem is shared with the workers, and the executor knows nothing of what a job
+does: it runs each job's :class:`~superbuild.jobs.Task` in its three phases.  ``prepare``
+runs here (on a small thread pool when it ``prepare_blocks``, e.g. a package build's
+``git archive``), told that the work runs remotely and, for a task that
+``needs_dependency_artifacts``, given the ``exports`` of the job's dependencies in this
+run; the :class:`~superbuild.jobs.Work` it returns is shipped to a worker
+(:func:`superbuild.worker.run`, cloudpickle) with the task's ``resources``; what the work
+returns comes back and ``collect`` runs here too (for a package: checksums verified,
+logs written, artifacts copied into the output repository).
 
 Failures:
 
@@ -26,19 +23,19 @@ Failures:
   Dask; after ``allowed_failures + 1`` deaths (``distributed.scheduler.allowed-failures``,
   default 3) the package fails with "worker died N times while building X".
 
-Nothing reaches the output repository before the checksums are verified, and only the
-coordinator writes there, so a lost worker never leaves half a package behind.
+Only the coordinator writes the output repository, after the task's collect phase
+verified what came back, so a lost worker never leaves half a package behind.
 
 Without ``address``, an embedded :class:`distributed.LocalCluster` (processes, one
 thread each, ``mock=1`` resource each, listening on 127.0.0.1 only) is started and
-stopped with the executor.  Mock builds ask for the resource ``mock=1``: start build
-hosts with ``dask worker ... --resources mock=1``.
+stopped with the executor.  A task that asks for a resource (mock builds ask for
+``mock=1``) runs only on workers that offer it: start build hosts with
+``dask worker ... --resources mock=1``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import logging
 import queue
@@ -47,24 +44,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dask.config
 import distributed as _distributed
 
-from superbuild import proc, worker
-from superbuild.build import build_job, job_result, publish
-from superbuild.errors import SuperbuildError, UsageError
+from superbuild import worker
+from superbuild.errors import EXIT_FAILED, SuperbuildError, UsageError
 from superbuild.executors.base import QueueExecutor
-from superbuild.pipelines import (
-    Blob,
-    BuildContext,
-    JobOutputs,
-    PipelineFailed,
-    collect_outputs,
-    prepare_inputs,
-)
+from superbuild.jobs import Placement
+from superbuild.proc import Session
 
 if TYPE_CHECKING:
     from superbuild.jobs import Completion, Job, JobResult
@@ -77,8 +66,8 @@ DEFAULT_RETRIES = 2
 DEFAULT_ALLOWED_FAILURES = 3
 #: Threads of the coordinator preparing inputs and collecting outputs.
 DEFAULT_COORDINATOR_THREADS = 4
-#: Resource a worker must offer to run mock builds (``dask worker --resources mock=1``).
-MOCK_RESOURCE = "mock"
+#: Resources each worker of the embedded LocalCluster offers (mock builds ask for one).
+LOCAL_RESOURCES = {"mock": 1}
 
 #: Batching interval of the client's messages to the scheduler.  Dask's default (10 ms)
 #: caps a client at one batch of submissions per 10 ms: a package that becomes ready
@@ -93,8 +82,10 @@ _dask_config: Any = dask.config
 Future = Any
 
 
-class WorkerDied(PipelineFailed):
-    """The workers running a package's build died more times than the scheduler allows."""
+class WorkerDied(SuperbuildError):
+    """The workers running a job died more times than the scheduler allows."""
+
+    exit_code = EXIT_FAILED
 
 
 class DaskExecutor(QueueExecutor):
@@ -126,6 +117,7 @@ class DaskExecutor(QueueExecutor):
         connect_timeout: float = 30.0,
         dashboard_address: str = "127.0.0.1:0",
         silence_logs: int = logging.CRITICAL,
+        session: Session | None = None,
     ) -> None:
         if parallel < 1:
             raise ValueError(f"parallel must be at least 1, not {parallel}")
@@ -134,6 +126,8 @@ class DaskExecutor(QueueExecutor):
         self.parallel = parallel
         self.retries = retries
         self.address = address
+        #: Processes this coordinator starts for the jobs (prepare and collect phases).
+        self.session = session or Session()
         #: Marker prefix of this executor's build processes (see :mod:`superbuild.worker`).
         self.token = f"{uuid.uuid4().hex[:12]}:"
         self._seq = itertools.count()
@@ -150,11 +144,12 @@ class DaskExecutor(QueueExecutor):
         #: releasing frees the worker's copy, and the scheduler's message doing so would
         #: otherwise delay (it batches) the next task sent to that worker.
         self._collected: list[Future] = []
-        #: Build jobs seen: package -> what it requires; and the binary RPMs (relative
-        #: to the output) of those that succeeded, for mock dependents.
-        self._requires: dict[str, tuple[str, ...]] = {}
-        self._rpms: dict[str, tuple[str, ...]] = {}
-        self._mock_ok = False
+        #: Jobs seen: id -> its dependencies; and the exports of those that succeeded,
+        #: for dependents whose task needs its dependencies' artifacts.
+        self._requires: dict[str, frozenset[str]] = {}
+        self._exports: dict[str, tuple[str, ...]] = {}
+        #: Resources some worker was seen to offer.
+        self._offered: set[str] = set()
         self._pool = ThreadPoolExecutor(
             max(1, coordinator_threads), thread_name_prefix="superbuild-dask"
         )
@@ -179,7 +174,7 @@ class DaskExecutor(QueueExecutor):
                     host="127.0.0.1",
                     dashboard_address=dashboard_address,
                     silence_logs=silence_logs,
-                    resources={MOCK_RESOURCE: 1},
+                    resources=LOCAL_RESOURCES,
                     preload=["superbuild.worker"],
                     scheduler_kwargs={"allowed_failures": allowed_failures},
                 )
@@ -201,20 +196,16 @@ class DaskExecutor(QueueExecutor):
     # ------------------------------------------------------------------ protocol
 
     def submit(self, job: Job, priority: float) -> None:
-        """Ship ``job``; a package build is prepared on a coordinator thread first."""
+        """Prepare ``job`` (on a coordinator thread when that blocks) and ship its work."""
         if self._closed or self._cancelled:
             raise RuntimeError("submit() on a closed or cancelled DaskExecutor")
         self._pending += 1
         start = time.monotonic()
-        ctx = _build_context(job)
-        if ctx is not None:
-            self._requires[job.id] = ctx.package.requires
-            if _reads_git(ctx):  # git archive & co: not on the scheduler's thread
-                self._pool.submit(self._guard, self._submit_build, job, ctx, priority, start)
-            else:
-                self._guard(self._submit_build, job, ctx, priority, start)
+        self._requires[job.id] = job.dependencies
+        if job.task.prepare_blocks:  # git archive & co: not on the scheduler's thread
+            self._pool.submit(self._guard, self._submit, job, priority, start)
         else:
-            self._guard(self._submit_plain, job, priority, start)
+            self._guard(self._submit, job, priority, start)
 
     def cancel(self) -> None:
         """Cancel every future, stop the builds' processes, stop the embedded cluster."""
@@ -225,7 +216,7 @@ class DaskExecutor(QueueExecutor):
             self._futures.clear()
             busy = self._busy
         if busy:
-            proc.terminate_all(grace=0.5)  # git processes of a preparing thread
+            self.session.cancel(grace=0.5)  # git processes of a preparing thread
         self._pool.shutdown(wait=False, cancel_futures=True)
         if futures:
             with contextlib.suppress(Exception):
@@ -279,55 +270,40 @@ class DaskExecutor(QueueExecutor):
             with self._lock:
                 self._busy -= 1
 
-    def _key(self, job: Job, ctx: BuildContext | None) -> str:
-        run = ctx.log_dir.parent.name if ctx is not None else "job"
-        key = f"{run}-{job.id}"
+    def _key(self, job: Job) -> str:
+        key = f"superbuild-{self.token[:6]}-{job.id}"
         with self._lock:
             if key in self._keys:
                 key = f"{key}-{next(self._seq)}"
             self._keys.add(key)
         return key
 
-    def _submit_build(self, job: Job, ctx: BuildContext, priority: float, start: float) -> None:
-        mock = ctx.builder == "mock" and ctx.package.pipeline == "rpm"
-        if mock:
-            self._check_mock_workers()
-        inputs = prepare_inputs(ctx)
-        resources = None
-        if mock:
-            # The workers see none of the coordinator's folders: ship this run's RPMs.
-            inputs = dataclasses.replace(
-                inputs, extra_repos=(), repo_rpms=self._dependency_rpms(job.id, ctx.output)
-            )
-            resources = {MOCK_RESOURCE: 1}
-        key = self._key(job, ctx)
+    def _submit(self, job: Job, priority: float, start: float) -> None:
+        task = job.task
+        resources = dict(task.resources)
+        self._check_resources(job, resources)
+        shipped: tuple[str, ...] = ()
+        if task.needs_dependency_artifacts:
+            # The workers see none of the coordinator's folders: ship this run's builds.
+            shipped = dependency_exports(job.id, self._requires, self._exports)
+        work = task.prepare(Placement(remote=True, dependency_artifacts=shipped), self.session)
+        key = self._key(job)
         self._ship(
             job,
             start,
             key,
             lambda: self.client.submit(
-                worker.build,
-                inputs,
+                worker.run,
+                work.fn,
+                work.args,
                 f"{self.token}{key}",
                 key=key,
                 pure=False,
                 priority=priority,
-                resources=resources,
+                resources=resources or None,
                 retries=self.retries,
             ),
-            lambda future: self._finish_build(job, ctx, start, future),
-        )
-
-    def _submit_plain(self, job: Job, priority: float, start: float) -> None:
-        key = self._key(job, None)
-        self._ship(
-            job,
-            start,
-            key,
-            lambda: self.client.submit(
-                job.fn, *job.args, key=key, pure=False, priority=priority, retries=self.retries
-            ),
-            lambda future: self._finish_plain(job, start, future),
+            lambda future: self._finish(job, start, future),
         )
 
     def _ship(
@@ -376,48 +352,33 @@ class DaskExecutor(QueueExecutor):
             last = _worker_name(exc)
             raise WorkerDied(
                 f"{job.id}: worker died {deaths} time{'s' if deaths != 1 else ''} while "
-                f"{what} {job.id}{f' (last on {last})' if last else ''}",
-                package=job.id,
+                f"{what} {job.id}{f' (last on {last})' if last else ''}"
             ) from None
         finally:
             with self._lock:
                 self._collected.append(future)
 
-    def _finish_build(self, job: Job, ctx: BuildContext, start: float, future: Future) -> None:
-        outputs = self._result(job, future, "building")
-        if not isinstance(outputs, JobOutputs):
-            raise SuperbuildError(
-                f"{job.id}: the worker returned {type(outputs).__name__}, not JobOutputs "
-                "(is the same superbuild installed on the workers?)"
-            )
-        built = collect_outputs(ctx, outputs)
-        publish(ctx)
-        result = job_result(built)
-        result.data["worker"] = outputs.host
-        self._rpms[job.id] = tuple(a for a in built.artifacts if a.startswith("rpms/"))
+    def _finish(self, job: Job, start: float, future: Future) -> None:
+        value = self._result(job, future, "building")
+        result: JobResult = job.task.collect(value, self.session)
+        self._exports[job.id] = result.exports
         self._done.put((job.id, result, time.monotonic() - start))
 
-    def _finish_plain(self, job: Job, start: float, future: Future) -> None:
-        result: JobResult | BaseException = self._result(job, future, "running")
-        self._done.put((job.id, result, time.monotonic() - start))
-
-    def _dependency_rpms(self, name: str, output: Path) -> tuple[Blob, ...]:
-        """Binary RPMs this run built for what ``name`` requires, transitively."""
-        return tuple(
-            Blob.read(output / rel) for rel in dependency_rpms(name, self._requires, self._rpms)
-        )
-
-    def _check_mock_workers(self) -> None:
-        if self._mock_ok:
+    def _check_resources(self, job: Job, resources: Mapping[str, int]) -> None:
+        missing = [r for r in resources if r not in self._offered]
+        if not missing:
             return
         workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
-        if not any(w.get("resources", {}).get(MOCK_RESOURCE) for w in workers.values()):
+        for info in workers.values():
+            self._offered.update(r for r, n in info.get("resources", {}).items() if n)
+        missing = [r for r in resources if r not in self._offered]
+        if missing:
+            wanted = " ".join(f"{r}={resources[r]}" for r in missing)
             raise SuperbuildError(
-                f"no Dask worker offers the resource {MOCK_RESOURCE}=1 that mock builds "
-                f"need: start build hosts with `dask worker {self.address or 'ADDRESS'} "
-                f"--resources {MOCK_RESOURCE}=1`"
+                f"{job.id}: no Dask worker offers the resource {wanted} this job needs: "
+                f"start build hosts with `dask worker {self.address or 'ADDRESS'} "
+                f"--resources {wanted}`"
             )
-        self._mock_ok = True
 
     # ------------------------------------------------------------------ shutdown
 
@@ -440,14 +401,14 @@ class DaskExecutor(QueueExecutor):
                 cluster.close()
 
 
-def dependency_rpms(
-    name: str, requires: Mapping[str, Iterable[str]], rpms: Mapping[str, Iterable[str]]
-) -> list[str]:
-    """The RPMs (paths relative to the output) built for ``name``'s requirements, transitively.
+def dependency_exports(
+    name: str, requires: Mapping[str, Iterable[str]], exports: Mapping[str, Iterable[str]]
+) -> tuple[str, ...]:
+    """The exports of ``name``'s dependencies in this run, transitively (sorted).
 
-    ``requires``: package -> what it requires (packages of this run); ``rpms``: package ->
-    the binary RPMs it produced in this run.  Requirements outside the run are not
-    followed: they are not in ``requires``.
+    ``requires``: job -> its dependencies (jobs of this run); ``exports``: job -> what it
+    exported when it succeeded.  Dependencies outside the run are not followed: they are
+    not in ``requires``.
     """
     seen: set[str] = set()
     todo = list(requires.get(name, ()))
@@ -457,12 +418,7 @@ def dependency_rpms(
             continue
         seen.add(dep)
         todo.extend(requires[dep])
-    return sorted({rpm for dep in seen for rpm in rpms.get(dep, ())})
-
-
-def _reads_git(ctx: BuildContext) -> bool:
-    """Does preparing ``ctx`` read git (anything but a ``command`` with ``source: none``)?"""
-    return not (ctx.package.pipeline == "command" and ctx.package.source == "none")
+    return tuple(sorted({path for dep in seen for path in exports.get(dep, ())}))
 
 
 def _shorten_batching(client: Any) -> None:
@@ -471,12 +427,6 @@ def _shorten_batching(client: Any) -> None:
     interval = getattr(comm, "interval", None)
     if isinstance(interval, float) and interval > _CLIENT_BATCH_INTERVAL_S:
         comm.interval = _CLIENT_BATCH_INTERVAL_S
-
-
-def _build_context(job: Job) -> BuildContext | None:
-    if job.fn is build_job and len(job.args) == 1 and isinstance(job.args[0], BuildContext):
-        return job.args[0]
-    return None
 
 
 def _allowed_failures(exc: BaseException) -> int:

@@ -14,15 +14,16 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from superbuild import proc
 from superbuild.executors.base import QueueExecutor
+from superbuild.jobs import run_here
+from superbuild.proc import Session
 
 if TYPE_CHECKING:
     from superbuild.jobs import Completion, Job, JobResult
 
-#: How long ``cancel()`` waits for a worker before it calls ``terminate_all()`` again: a
-#: process whose start raced with the first call (``proc`` registers a child after its
-#: cancellation check) is only stopped by a later one.
+#: How long ``cancel()`` waits for a worker before it cancels the session again: a
+#: process whose start raced with the first call (the session registers a child after
+#: its cancellation check) is only stopped by a later one.
 _RETRY_KILL_S = 0.1
 
 #: ``(-priority, sequence number, job)``; ``None`` tells a worker to exit.
@@ -33,6 +34,7 @@ def _work(
     todo: queue.PriorityQueue[_Task],
     done: queue.SimpleQueue[Completion],
     stopping: threading.Event,
+    session: Session,
 ) -> None:
     while True:
         job = todo.get()[2]
@@ -43,7 +45,7 @@ def _work(
         start = time.monotonic()
         result: JobResult | BaseException
         try:
-            result = job.fn(*job.args)
+            result = run_here(job.task, session)
         except BaseException as exc:  # reported to the scheduler, which fails the job
             result = exc
         done.put((job.id, result, time.monotonic() - start))
@@ -55,18 +57,28 @@ class LocalExecutor(QueueExecutor):
 
     The threads start with the executor (again on the first ``submit()`` after
     ``cancel()``); use it as a context manager, or call ``close()``.  Call ``submit``,
-    ``wait``, ``cancel`` and ``close`` from one thread.  ``cancel()`` calls
-    :func:`superbuild.proc.terminate_all`, which also refuses new processes until
-    :func:`superbuild.proc.reset_cancellation`; the executor itself is usable again.
-    ``join_timeout`` bounds how long ``cancel()`` waits for a job function that ignores
-    the cancellation (its daemon thread is then abandoned).
+    ``wait``, ``cancel`` and ``close`` from one thread.  Jobs start their processes in
+    ``session`` (the run's :class:`~superbuild.proc.Session`; by default one of the
+    executor's own); ``cancel()`` cancels it.  An executor with its own session gets a
+    fresh one after ``cancel()`` and is usable again; a session given by the caller
+    stays cancelled (the run is over).  ``join_timeout`` bounds how long ``cancel()``
+    waits for a job function that ignores the cancellation (its daemon thread is then
+    abandoned).
     """
 
-    def __init__(self, parallel: int, *, join_timeout: float | None = 30.0) -> None:
+    def __init__(
+        self,
+        parallel: int,
+        *,
+        session: Session | None = None,
+        join_timeout: float | None = 30.0,
+    ) -> None:
         if parallel < 1:
             raise ValueError(f"parallel must be at least 1, not {parallel}")
         self.parallel = parallel
         self.join_timeout = join_timeout
+        self._own_session = session is None
+        self.session = session or Session()
         self._seq = itertools.count()
         self._closed = False
         self._reset()
@@ -86,7 +98,7 @@ class LocalExecutor(QueueExecutor):
         for number in range(1, self.parallel + 1):
             thread = threading.Thread(
                 target=_work,
-                args=(self._todo, self._done, self._stopping),
+                args=(self._todo, self._done, self._stopping, self.session),
                 name=f"superbuild-local-{number}",
                 daemon=True,
             )
@@ -111,9 +123,11 @@ class LocalExecutor(QueueExecutor):
         """Kill the running jobs' process groups, drop queued jobs, join the workers."""
         self._stopping.set()
         self._drain()
-        proc.terminate_all()
+        self.session.cancel()
         self._join(kill=True)
         self._reset()
+        if self._own_session:
+            self.session = Session()
 
     def close(self) -> None:
         """Drop queued jobs, let running ones finish, join the workers."""
@@ -150,4 +164,4 @@ class LocalExecutor(QueueExecutor):
                 thread.join(slice_s)
                 if not thread.is_alive() or (left is not None and left <= _RETRY_KILL_S):
                     break
-                proc.terminate_all(grace=0.5)
+                self.session.cancel(grace=0.5)

@@ -35,25 +35,30 @@ import os
 import re
 import shutil
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from superbuild import git as g
 from superbuild.errors import ToolMissingError
-from superbuild.pipelines import (
-    Blob,
+from superbuild.pipelines.api import (
     BuildContext,
     BuildProducts,
     JobInputs,
     PipelineFailed,
     Runner,
-    Stage,
-    Workspace,
-    build_env,
+)
+from superbuild.pipelines.source import (
     check_source_repo,
     git_env,
     inputs_for,
     source_unavailable,
 )
+from superbuild.pipelines.stage import Stage, Workspace, build_env
+from superbuild.pipelines.transport import Blob
+
+if TYPE_CHECKING:
+    from superbuild.package import Package, Settings
 
 #: Characters of a step shown in a failure message.
 STEP_PREVIEW = 60
@@ -154,6 +159,24 @@ class CommandPipeline:
     name: str = "command"
     stages: tuple[str, ...] = ("source", "command", "collect")
 
+    def options(
+        self, package: Package, settings: Settings, *, builder: str | None, output: Path
+    ) -> Any:
+        """No options of its own: the manifest's ``commands`` and ``env`` say it all."""
+        return None
+
+    def resources(self, ctx: BuildContext) -> Mapping[str, int]:
+        return {}
+
+    def needs_dependency_artifacts(self, ctx: BuildContext) -> bool:
+        return False
+
+    def reads_git(self, ctx: BuildContext) -> bool:
+        return ctx.package.source != "none"
+
+    def published(self, ctx: BuildContext) -> None:
+        """Nothing to announce: files are read by nobody during the run."""
+
     def prepare(self, ctx: BuildContext, runner: Runner, durations: dict[str, float]) -> JobInputs:
         """The source stage (coordinator): ``git archive`` of the commit, unless ``source: none``."""
         if ctx.package.source == "none":
@@ -246,3 +269,6 @@ class CommandPipeline:
             top.mkdir(parents=True)
         top.rename(src)
         unpack.rmdir()
+
+
+PIPELINE = CommandPipeline()

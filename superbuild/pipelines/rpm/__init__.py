@@ -1,0 +1,212 @@
+"""The ``rpm`` pipeline: git commit -> source tarball -> source RPM -> binary RPMs.
+
+Stages (each logs to ``<log_dir>/<stage>.log``).  ``source`` and ``collect`` run on the
+coordinator (:meth:`RpmPipeline.prepare`, :func:`~superbuild.pipelines.collect_outputs`),
+``srpm``, ``rpm`` and ``sign`` wherever the build runs (:meth:`RpmPipeline.build`), from
+the spec text and the ``SOURCES`` files alone.
+
+``source`` (coordinator)
+    Everything is read from git objects at the recorded commit, never from the work
+    tree.  The spec is ``package.spec`` (relative to the repository root) or the only
+    ``*.spec`` at the root.  ``rpmspec -q --srpm`` gives Name and Version
+    (``package.version`` replaces the spec's Version line).  ``git archive`` makes
+    ``NAME-VERSION.tar.gz`` with the prefix ``NAME-VERSION/`` (what ``%setup -q`` and
+    ``%autosetup`` expect); if the spec names exactly one other ``*.tar.gz``/``*.tgz``
+    source that is not in git (``Source0: .../v%{version}.tar.gz``), the tarball takes
+    that name.  The spec's other Source/Patch files are copied from the spec's directory
+    in git.  ``n = git rev-list --count <commit>`` is counted here too, for the srpm
+    stage.
+
+``srpm``
+    The spec gets provenance: ``Release: R`` becomes ``R.<n>.g<sha7>`` where ``n`` is
+    the commit count the source stage took, so a descendant commit's build sorts newer
+    (``%{?dist}`` stays at the end), and ``VCS: <full commit>`` is set (rpm >= 4.15
+    has the tag; query it with ``rpm -qp --qf '%{VCS}'``).  Then ``rpmbuild -bs`` in a
+    private ``_topdir``.  ``n`` is wrong in a shallow clone: CI must fetch full history.
+
+``rpm``
+    ``builder: rpmbuild`` runs ``rpmbuild --rebuild --nodeps``.  ``--nodeps`` is
+    deliberate: the host's rpm database (empty on Debian, unrelated to the target on
+    others) cannot satisfy BuildRequires, so this builder is for local and test builds
+    whose build dependencies are on the host.  BuildRequires are honoured by
+    ``builder: mock``, which resolves them in its chroot::
+
+        mock -r CONFIG --rebuild SRPM --resultdir DIR --uniqueext superbuild-NAME
+             [--addrepo file:///OUTPUT/rpms ...]
+
+    ``--addrepo`` adds this run's output repository so that dependents build against
+    packages just built (only once it has ``repodata/``: call
+    :func:`superbuild.outrepo.refresh_metadata` after each wave).  On a remote worker
+    the coordinator ships instead the RPMs of this run that the package requires
+    (:attr:`~superbuild.pipelines.JobInputs.repo_rpms`); they become a repository in
+    ``<work>/deps-repo`` (``createrepo_c``) added with ``--addrepo`` too.  ``--uniqueext`` gives
+    each package its own chroot so parallel builds do not queue on one root lock (mock
+    shares the root cache between them).  ``--no-clean`` is not used: every build starts
+    from a clean chroot (cheap thanks to the root cache), as reproducible builds need.
+    mock's own logs are kept as ``mock-<name>.log``; on failure the tail of its
+    ``build.log`` is appended to ``rpm.log``.  With mock the SRPM collected is the one
+    mock rebuilt in the chroot, whose Release carries the target's ``%{dist}`` like the
+    binary RPMs.
+
+``sign`` (only with a signing key)
+    ``rpmsign --addsign`` on every RPM before it is collected.  The key must not need a
+    passphrase typed at a terminal (there is none: stdin is /dev/null).  ``%__gpg`` is
+    set to the gpg found on PATH because some distributions' rpm macros name a
+    ``gpg2`` that is not installed.
+
+``collect`` (coordinator)
+    :func:`superbuild.outrepo.collect` copies the RPMs atomically into the output
+    repository; the metadata is refreshed by the caller.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from superbuild import git as g
+from superbuild import outrepo
+from superbuild.errors import SuperbuildError
+from superbuild.pipelines.api import BuildContext, BuildProducts, JobInputs, Runner
+from superbuild.pipelines.rpm import builders
+from superbuild.pipelines.rpm.options import RpmOptions, default_builder
+from superbuild.pipelines.rpm.source import read_source
+from superbuild.pipelines.rpm.spec import SpecInputs
+from superbuild.pipelines.source import inputs_for
+from superbuild.pipelines.stage import Stage, Workspace
+from superbuild.pipelines.transport import Blob
+
+if TYPE_CHECKING:
+    from superbuild.package import Package, Settings
+
+#: Resource a worker must offer to run mock builds (``dask worker --resources mock=1``).
+MOCK_RESOURCE = "mock"
+
+
+def options_of(options: Any) -> RpmOptions:
+    """The rpm options carried by a context or job inputs (defaults when there are none)."""
+    if options is None:
+        return RpmOptions()
+    if not isinstance(options, RpmOptions):
+        raise SuperbuildError(f"rpm pipeline given options of type {type(options).__name__}")
+    return options
+
+
+class RpmPipeline:
+    """Build source and binary RPMs from a spec file in the package's repository."""
+
+    name: str = "rpm"
+    stages: tuple[str, ...] = ("source", "srpm", "rpm", "sign", "collect")
+
+    def options(
+        self, package: Package, settings: Settings, *, builder: str | None, output: Path
+    ) -> RpmOptions:
+        """``--builder``, else the manifest's (or settings default) ``builder:``, else mock
+        if installed, else rpmbuild; the signing key from the settings."""
+        chosen = builder or package.builder or default_builder()
+        try:
+            return RpmOptions(
+                builder=chosen,
+                mock_config=package.mock_config,
+                # Dependents built by mock read this run's repository (--addrepo).
+                extra_repos=(output / outrepo.RPMS_DIR,) if chosen == "mock" else (),
+                sign_key=settings.sign_key,
+                gpg_home=settings.gpg_home,
+            )
+        except SuperbuildError as exc:
+            raise SuperbuildError(f"{package.name}: {exc}") from None
+
+    def resources(self, ctx: BuildContext) -> Mapping[str, int]:
+        return {MOCK_RESOURCE: 1} if options_of(ctx.options).builder == "mock" else {}
+
+    def needs_dependency_artifacts(self, ctx: BuildContext) -> bool:
+        # mock resolves BuildRequires in its chroot: it needs this run's RPMs of the
+        # requirements; rpmbuild --nodeps reads nothing of them.
+        return options_of(ctx.options).builder == "mock"
+
+    def reads_git(self, ctx: BuildContext) -> bool:
+        return True
+
+    def published(self, ctx: BuildContext) -> None:
+        """mock dependents read this run's repository (``--addrepo``): refresh its metadata."""
+        if options_of(ctx.options).builder == "mock":
+            outrepo.refresh_metadata(ctx.output)
+
+    def prepare(self, ctx: BuildContext, runner: Runner, durations: dict[str, float]) -> JobInputs:
+        """The source stage (coordinator): spec, tarball and other sources from git."""
+        options_of(ctx.options)
+        top = ctx.work_dir / "input"
+        if top.exists():
+            shutil.rmtree(top)
+        for sub in ("SOURCES", "SPECS"):
+            (top / sub).mkdir(parents=True)
+        try:
+            with Stage.of(ctx, "source", runner, durations) as st:
+                source = read_source(ctx, st, top)
+                count_out = g.git(ctx.source_repo, "rev-list", "--count", source.commit).stdout
+                count = int(count_out.decode().strip())
+                st.note(f"# {count} commits up to {source.commit}")
+            sources = [Blob.read(p) for p in sorted((top / "SOURCES").iterdir()) if p.is_file()]
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
+        spec = SpecInputs(
+            commit=source.commit,
+            file_name=source.spec_name,
+            text=source.spec_text,
+            commit_count=count,
+            name=source.query.name,
+            version=source.query.version,
+            release=source.query.release,
+        )
+        return inputs_for(ctx, durations, sources=sources, payload=spec)
+
+    def build(
+        self,
+        inputs: JobInputs,
+        ws: Workspace,
+        runner: Runner,
+        durations: dict[str, float],
+    ) -> BuildProducts:
+        """The srpm, rpm and sign stages (anywhere), from the prepared spec and sources."""
+        spec = inputs.payload
+        if not isinstance(spec, SpecInputs):
+            raise SuperbuildError(f"{inputs.package.name}: rpm inputs carry no spec")
+        options = options_of(inputs.options)
+        pkg = inputs.package
+        srpm_top = ws.work_dir / "rpmbuild-srpm"
+        rpm_top = ws.work_dir / "rpmbuild-rpm"
+        for top in (srpm_top, rpm_top, ws.work_dir / "mock-result", ws.work_dir / "tmp"):
+            if top.exists():
+                shutil.rmtree(top)
+        for sub in ("SOURCES", "SPECS", "SRPMS"):
+            (srpm_top / sub).mkdir(parents=True)
+        (ws.work_dir / "tmp").mkdir()
+        for blob in inputs.sources:
+            blob.write(srpm_top / "SOURCES")
+
+        with ws.stage(pkg, "srpm", runner, durations) as st:
+            srpm = builders.make_srpm(inputs, spec, ws, st, srpm_top)
+        with ws.stage(pkg, "rpm", runner, durations) as st:
+            if options.builder == "mock":
+                rpms, srpm = builders.rebuild_mock(inputs, options, ws, st, srpm)
+            else:
+                rpms = builders.rebuild_rpmbuild(inputs, ws, st, rpm_top, srpm)
+        if options.sign_key:
+            with ws.stage(pkg, "sign", runner, durations) as st:
+                builders.sign(inputs, options, st, [*rpms, srpm])
+
+        version, release = spec.version, spec.release
+        stem = srpm.name[: -len(".src.rpm")]
+        if stem.startswith(f"{spec.name}-") and stem.count("-") >= 2:
+            version, release = stem[len(spec.name) + 1 :].rsplit("-", 1)
+        return BuildProducts(
+            package=pkg.name,
+            packages=[*rpms, srpm],
+            version=version,
+            release=release,
+        )
+
+
+PIPELINE = RpmPipeline()
