@@ -234,6 +234,58 @@ def test_fail_fast_skips_what_has_not_started(sample: SampleSuperproject, tmp_pa
     assert status["client"] == "skipped" and status["service"] == "skipped"
 
 
+def repository_packages(repo: Path) -> set[str]:
+    """Names of the packages the repository's metadata lists (what a yum client sees)."""
+    import gzip
+
+    repomd = ET.parse(repo / "repodata" / "repomd.xml").getroot()
+    ns = {"r": "http://linux.duke.edu/metadata/repo", "c": "http://linux.duke.edu/metadata/common"}
+    primary = next(
+        d.find("r:location", ns) for d in repomd.findall("r:data", ns) if d.get("type") == "primary"
+    )
+    assert primary is not None
+    xml = gzip.decompress((repo / primary.attrib["href"]).read_bytes())
+    return {name.text or "" for name in ET.fromstring(xml).findall("c:package/c:name", ns)}
+
+
+def test_fail_fast_still_refreshes_the_repository_metadata(
+    sample: SampleSuperproject, tmp_path: Path
+) -> None:
+    """After --fail-fast, what did succeed is in the output repository's metadata.
+
+    (The cancellation of the failed run used to be process-wide and refused the final
+    createrepo_c: "repository metadata not refreshed: interrupted".)
+    """
+    break_spec(sample, "tool", FAILING_BUILD)  # built last at -j1: the others succeed first
+    output = tmp_path / "out"
+    result = superbuild(
+        sample,
+        "build",
+        "--all",
+        "-j",
+        "1",
+        "--fail-fast",
+        "--builder",
+        "rpmbuild",
+        "--output",
+        str(output),
+        "--report",
+        str(tmp_path / "r.json"),
+    )
+    assert result.returncode == 1, result.stderr
+    assert "metadata not refreshed" not in result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert "metadata_error" not in report
+    status = {p["package"]: p["status"] for p in report["packages"]}
+    assert status == {
+        "base": "succeeded",
+        "client": "succeeded",
+        "service": "succeeded",
+        "tool": "failed",
+    }
+    assert repository_packages(output / "rpms") == {"base", "client", "service"}
+
+
 def test_spec_reading_stdin_neither_hangs_nor_eats_callers_stdin(
     sample: SampleSuperproject,
 ) -> None:
