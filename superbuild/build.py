@@ -10,7 +10,6 @@ Where things go in the superproject: :mod:`superbuild.layout`.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -25,6 +24,7 @@ from superbuild.pipelines import registry
 from superbuild.pipelines.api import BuildContext, PipelineFailed
 from superbuild.pipelines.task import PackageTask
 from superbuild.proc import Session
+from superbuild.report import BuildReport, PackageReport
 from superbuild.scheduler import run_jobs
 from superbuild.selection import Plan
 
@@ -61,6 +61,9 @@ class BuildResult:
     run: BuildRun
     outcomes: RunResult
     metadata_error: str | None = None
+    #: Epoch seconds: the run's wall-clock span (set by :func:`execute`).
+    started: float = 0.0
+    finished: float = 0.0
 
     @property
     def result(self) -> Literal["success", "failure", "interrupted"]:
@@ -79,7 +82,8 @@ class BuildResult:
         folder = self.run.contexts[name].log_dir
         return folder if folder.exists() else None
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> BuildReport:
+        """The run's report (JSON, JUnit and the summary all read it)."""
         plan = self.run.plan
         packages = []
         for name in plan.packages:
@@ -87,27 +91,30 @@ class BuildResult:
             result = outcome.result
             log = self.log_of(name)
             packages.append(
-                {
-                    "package": name,
-                    "commit": plan.commits[name],
-                    "status": outcome.status,
-                    "reason": outcome.reason,
-                    "duration_s": round(outcome.duration_s, 3),
-                    "log": str(log) if log else None,
-                    "artifacts": [str(self.run.output / a) for a in result.artifacts]
+                PackageReport(
+                    package=name,
+                    commit=plan.commits[name],
+                    pipeline=plan.product.packages[name].pipeline,
+                    status=outcome.status,
+                    reason=outcome.reason,
+                    duration_s=outcome.duration_s,
+                    log=str(log) if log else None,
+                    artifacts=tuple(str(self.run.output / a) for a in result.artifacts)
                     if result
-                    else [],
-                }
+                    else (),
+                )
             )
-        return {
-            "result": self.result,
-            "run": self.run.run_id,
-            "base": plan.changeset.base if plan.changeset else None,
-            "head": plan.product.commit,
-            "output": str(self.run.output),
-            "packages": packages,
-            **({"metadata_error": self.metadata_error} if self.metadata_error else {}),
-        }
+        return BuildReport(
+            result=self.result,
+            run=self.run.run_id,
+            base=plan.changeset.base if plan.changeset else None,
+            head=plan.product.commit,
+            output=str(self.run.output),
+            packages=tuple(packages),
+            started=self.started,
+            finished=self.finished,
+            metadata_error=self.metadata_error,
+        )
 
 
 def new_run_id() -> str:
@@ -183,6 +190,7 @@ def execute(
     from superbuild import outrepo
     from superbuild.executors import make_executor
 
+    started = time.time()
     run.log_root.mkdir(parents=True, exist_ok=True)
     run.output.mkdir(parents=True, exist_ok=True)
     _link_latest(run)
@@ -204,7 +212,7 @@ def execute(
                 on_error=options.on_error,
                 observers=all_observers,
             )
-        result = BuildResult(run, outcomes)
+        result = BuildResult(run, outcomes, started=started)
         if not outcomes.interrupted and any(o.status == "succeeded" for o in outcomes.values()):
             try:
                 outrepo.refresh_metadata(run.output)
@@ -214,6 +222,7 @@ def execute(
         if recorder is not None:
             recorder.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failure")
         raise
+    result.finished = time.time()
     if recorder is not None:
         recorder.finish(result.result)
     return result
@@ -227,51 +236,3 @@ def plan_links(repo: Path, plan: Plan) -> dict[str, str]:
 
     assert plan.product.commit is not None
     return g.gitlinks(repo, plan.product.commit)
-
-
-def tail(path: Path | None, lines: int = 20) -> list[str]:
-    """The last lines of a log file (empty if there is none)."""
-    if path is None or not path.is_file():
-        return []
-    with path.open("rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - 64 * 1024))
-        data = fh.read()
-    return data.decode("utf-8", "replace").splitlines()[-lines:]
-
-
-def junit_xml(result: BuildResult) -> str:
-    """JUnit XML: one testcase per package; a failure's text is its log tail."""
-    from xml.etree import ElementTree as ET
-
-    report = result.report()
-    pkgs = report["packages"]
-    suite = ET.Element(
-        "testsuite",
-        name="superbuild",
-        tests=str(len(pkgs)),
-        failures=str(sum(p["status"] == "failed" for p in pkgs)),
-        skipped=str(sum(p["status"] in ("skipped", "cancelled") for p in pkgs)),
-        time=f"{sum(p['duration_s'] for p in pkgs):.3f}",
-    )
-    for p in pkgs:
-        pipeline = result.run.plan.product.packages[p["package"]].pipeline
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname=f"superbuild.{pipeline}",
-            name=p["package"],
-            time=f"{p['duration_s']:.3f}",
-        )
-        if p["status"] == "failed":
-            failure = ET.SubElement(case, "failure", message=p["reason"])
-            log = Path(p["log"]) if p["log"] else None
-            failure.text = "\n".join(tail(log, 50))
-        elif p["status"] in ("skipped", "cancelled"):
-            ET.SubElement(case, "skipped", message=f"{p['status']}: {p['reason']}")
-        ET.SubElement(case, "system-out").text = f"commit {p['commit']}\nlog {p['log']}"
-    root = ET.Element("testsuites")
-    root.append(suite)
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -151,7 +151,7 @@ def build_with(
 
 
 def statuses(result: BuildResult) -> dict[str, tuple[str, str]]:
-    return {p["package"]: (p["status"], p["reason"]) for p in result.report()["packages"]}
+    return {p["package"]: (p["status"], p["reason"]) for p in result.report().to_json()["packages"]}
 
 
 def command_product(repo: Repo, steps: Mapping[str, tuple[str, tuple[str, ...]]]) -> Path:
@@ -339,7 +339,7 @@ def test_same_report_and_repository_as_the_local_executor(
         executor_options={"address": cluster.scheduler_address},
     )
     assert local.result == remote.result == "success"
-    lrep, rrep = local.report(), remote.report()
+    lrep, rrep = local.report().to_json(), remote.report().to_json()
 
     def shape(report: dict[str, Any]) -> list[tuple[str, str, str, list[str]]]:
         return [
@@ -497,7 +497,7 @@ def test_killed_worker_task_is_retried_once_and_collected_once(
     assert not thread.is_alive()
     result = box["result"]
     assert statuses(result) == {n: ("succeeded", "") for n in steps}
-    assert [p["package"] for p in result.report()["packages"]].count("slow") == 1
+    assert [p["package"] for p in result.report().to_json()["packages"]].count("slow") == 1
     assert output_files(output) == [f"files/{n}/{n}.txt" for n in ("after", "other", "slow")]
     assert not alive(orphan)  # the killed worker's build was stopped by close()
     client.wait_for_workers(2, timeout=30)  # the nanny restarted it

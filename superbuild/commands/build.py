@@ -16,11 +16,9 @@ from superbuild.build import (
     BuildOptions,
     BuildResult,
     execute,
-    junit_xml,
     new_run_id,
     plan_links,
     prepare,
-    tail,
 )
 from superbuild.commands import superproject
 from superbuild.commands.plan import options_from as selection_options
@@ -29,6 +27,7 @@ from superbuild.errors import EXIT_FAILED, EXIT_INTERRUPTED, UsageError
 from superbuild.fileio import write_json_atomic, write_text_atomic
 from superbuild.jobs import OnError
 from superbuild.package import Settings
+from superbuild.report import junit_xml, tail
 from superbuild.selection import Plan, SelectionOptions, make_plan
 
 if TYPE_CHECKING:
@@ -241,21 +240,21 @@ def _build(
     with sigterm_as_interrupt(), progress:
         result = execute(run_, options, observers=[progress], recorder=recorder)
     report = result.report()
-    write_json_atomic(run_.log_root / "report.json", report)
+    write_json_atomic(run_.log_root / "report.json", report.to_json())
     if args.report:
-        write_json_atomic(Path(args.report), report)
+        write_json_atomic(Path(args.report), report.to_json(), make_parents=True)
     if args.junit:
-        write_text_atomic(Path(args.junit), junit_xml(result))
+        write_text_atomic(Path(args.junit), junit_xml(report), make_parents=True)
     _show_failures(err, result)
     if plan.packages:
-        err.print(summary_table(report))
+        err.print(summary_table(report.to_json()))
         err.print(f"output repository: {run_.output}")
     if result.metadata_error:
         err.print(f"[red]repository metadata not refreshed[/]: {result.metadata_error}")
-    if report["result"] == "interrupted":
+    if report.result == "interrupted":
         print("superbuild: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return 0 if report["result"] == "success" else EXIT_FAILED
+    return 0 if report.result == "success" else EXIT_FAILED
 
 
 def _show_failures(err: object, result: BuildResult) -> None:
