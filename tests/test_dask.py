@@ -154,13 +154,19 @@ def statuses(result: BuildResult) -> dict[str, tuple[str, str]]:
     return {p["package"]: (p["status"], p["reason"]) for p in result.report().to_json()["packages"]}
 
 
+#: Set (through the manifests' ``env:``) in every build process these tests start, so
+#: that they find their own processes, never another test run's on the same machine.
+TEST_MARK = ("SUPERBUILD_TEST_MARK", f"test-dask-{os.getpid()}-{time.time_ns()}")
+
+
 def command_product(repo: Repo, steps: Mapping[str, tuple[str, tuple[str, ...]]]) -> Path:
     """A superproject of ``command`` packages (``source: none``): name -> (step, requires)."""
+    mark = f"env: {{{TEST_MARK[0]}: {TEST_MARK[1]}}}\n"
     for name, (step, requires) in steps.items():
         req = f"requires: [{', '.join(requires)}]\n" if requires else ""
         repo.manifest(
             name,
-            f"path: repos/{name}\npipeline: command\nsource: none\n{req}"
+            f"path: repos/{name}\npipeline: command\nsource: none\n{req}{mark}"
             f"commands: [{json.dumps(step)}]\n",
         )
         repo.link(f"repos/{name}")
@@ -202,14 +208,16 @@ def describe(pid: int) -> str:
 
 
 def sleeping_builds(step: str) -> list[int]:
-    """Marked processes (any executor) whose command line is ``step``."""
+    """Build processes of these tests (:data:`TEST_MARK`) whose command line is ``step``."""
+    needle = "=".join(TEST_MARK).encode()
     found = []
     for pid in worker.marked_processes(""):
         try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if cmdline.strip() == step:
+        if needle in environ and cmdline.strip() == step:
             found.append(pid)
     return found
 

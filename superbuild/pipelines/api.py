@@ -28,7 +28,6 @@ from superbuild.pipelines.transport import Blob
 
 if TYPE_CHECKING:
     from superbuild.package import Package, Settings
-    from superbuild.pipelines.stage import Workspace
     from superbuild.proc import Completed
 
 
@@ -111,6 +110,19 @@ class BuildProducts:
     version: str | None = None
     release: str | None = None
     stage_durations: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where the build stages run: scratch and log folders.
+
+    ``shown_log_dir`` is how failure messages name the logs: the coordinator's
+    ``<log_dir>``, where the logs end up even when a worker wrote them elsewhere.
+    """
+
+    work_dir: Path
+    log_dir: Path
+    shown_log_dir: Path
 
 
 class PipelineFailed(SuperbuildError):

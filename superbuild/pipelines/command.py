@@ -47,6 +47,7 @@ from superbuild.pipelines.api import (
     JobInputs,
     PipelineFailed,
     Runner,
+    Workspace,
 )
 from superbuild.pipelines.source import (
     check_source_repo,
@@ -54,7 +55,7 @@ from superbuild.pipelines.source import (
     inputs_for,
     source_unavailable,
 )
-from superbuild.pipelines.stage import Stage, Workspace, build_env
+from superbuild.pipelines.stage import Stage, build_env
 from superbuild.pipelines.transport import Blob
 
 if TYPE_CHECKING:
@@ -212,7 +213,7 @@ class CommandPipeline:
         _reset(out)
         env = build_env(inputs, env_extra)
 
-        with ws.stage(pkg, "command", runner, durations) as st:
+        with Stage.in_workspace(ws, pkg, "command", runner, durations) as st:
             if tarball is not None:
                 self._unpack(inputs, ws, tarball, src)
                 st.note(f"# unpacked {tarball.name} to {src}")

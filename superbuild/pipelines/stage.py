@@ -13,38 +13,16 @@ import os
 import shlex
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, NoReturn, Protocol
 
 from superbuild.errors import Interrupted, SuperbuildError, ToolMissingError
-from superbuild.pipelines.api import BuildContext, PipelineFailed, Runner
+from superbuild.pipelines.api import BuildContext, PipelineFailed, Runner, Workspace
 
 if TYPE_CHECKING:
     from superbuild.package import Package
     from superbuild.proc import Completed
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """Where the worker-side stages run: scratch and log folders.
-
-    ``shown_log_dir`` is how failure messages name the logs: the coordinator's
-    ``<log_dir>``, where the logs end up even when a worker wrote them elsewhere.
-    """
-
-    work_dir: Path
-    log_dir: Path
-    shown_log_dir: Path
-
-    def stage(
-        self, package: Package, name: str, runner: Runner, durations: dict[str, float]
-    ) -> Stage:
-        """A :class:`Stage` logging into this workspace."""
-        return Stage(
-            package, name, runner, durations, log_dir=self.log_dir, shown_log_dir=self.shown_log_dir
-        )
 
 
 class Stage:
@@ -77,6 +55,20 @@ class Stage:
         self.timeout = package.timeout(name)
         self._log: IO[bytes] | None = None
         self._start = 0.0
+
+    @classmethod
+    def in_workspace(
+        cls,
+        ws: Workspace,
+        package: Package,
+        name: str,
+        runner: Runner,
+        durations: dict[str, float],
+    ) -> Stage:
+        """A build-side stage, logging into ``ws`` (messages name ``ws.shown_log_dir``)."""
+        return cls(
+            package, name, runner, durations, log_dir=ws.log_dir, shown_log_dir=ws.shown_log_dir
+        )
 
     @classmethod
     def of(cls, ctx: BuildContext, name: str, runner: Runner, durations: dict[str, float]) -> Stage:

@@ -41,8 +41,9 @@ from superbuild.pipelines.api import (
     PackageBuild,
     PipelineFailed,
     Runner,
+    Workspace,
 )
-from superbuild.pipelines.stage import Stage, Workspace
+from superbuild.pipelines.stage import Stage
 from superbuild.pipelines.transport import Blob, corrupted, pack_tree
 from superbuild.proc import Session
 

@@ -69,13 +69,13 @@ from typing import TYPE_CHECKING, Any
 from superbuild import git as g
 from superbuild import outrepo
 from superbuild.errors import SuperbuildError
-from superbuild.pipelines.api import BuildContext, BuildProducts, JobInputs, Runner
+from superbuild.pipelines.api import BuildContext, BuildProducts, JobInputs, Runner, Workspace
 from superbuild.pipelines.rpm import builders
 from superbuild.pipelines.rpm.options import RpmOptions, default_builder
 from superbuild.pipelines.rpm.source import read_source
 from superbuild.pipelines.rpm.spec import SpecInputs
 from superbuild.pipelines.source import inputs_for
-from superbuild.pipelines.stage import Stage, Workspace
+from superbuild.pipelines.stage import Stage
 from superbuild.pipelines.transport import Blob
 
 if TYPE_CHECKING:
@@ -186,15 +186,15 @@ class RpmPipeline:
         for blob in inputs.sources:
             blob.write(srpm_top / "SOURCES")
 
-        with ws.stage(pkg, "srpm", runner, durations) as st:
+        with Stage.in_workspace(ws, pkg, "srpm", runner, durations) as st:
             srpm = builders.make_srpm(inputs, spec, ws, st, srpm_top)
-        with ws.stage(pkg, "rpm", runner, durations) as st:
+        with Stage.in_workspace(ws, pkg, "rpm", runner, durations) as st:
             if options.builder == "mock":
                 rpms, srpm = builders.rebuild_mock(inputs, options, ws, st, srpm)
             else:
                 rpms = builders.rebuild_rpmbuild(inputs, ws, st, rpm_top, srpm)
         if options.sign_key:
-            with ws.stage(pkg, "sign", runner, durations) as st:
+            with Stage.in_workspace(ws, pkg, "sign", runner, durations) as st:
                 builders.sign(inputs, options, st, [*rpms, srpm])
 
         version, release = spec.version, spec.release

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from superbuild import proc
 from superbuild.errors import SuperbuildError, ToolMissingError
-from superbuild.pipelines.api import JobInputs
+from superbuild.pipelines.api import JobInputs, Workspace
 from superbuild.pipelines.rpm.options import RpmOptions
 from superbuild.pipelines.rpm.spec import SpecError, SpecInputs, add_provenance, release_suffix
-from superbuild.pipelines.stage import Stage, Workspace, build_env
+from superbuild.pipelines.stage import Stage, build_env
 
 #: Lines of mock's build.log appended to rpm.log when mock fails.
 MOCK_LOG_TAIL = 100
