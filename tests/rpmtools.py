@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from superbuild.package import Package
 from superbuild.pipelines.api import BuildContext
 from superbuild.pipelines.rpm.options import RpmOptions
-
-HAVE_RPMBUILD = shutil.which("rpmbuild") is not None
-HAVE_CREATEREPO = shutil.which("createrepo_c") is not None
-
-#: Mark a test that runs the real rpmbuild (and rpmspec, rpm, rpm2cpio).
-needs_rpmbuild = pytest.mark.skipif(
-    not HAVE_RPMBUILD,
-    reason="SKIPPED LOUDLY: rpmbuild is not installed, the RPM pipeline is NOT tested "
-    "(apt-get install rpm / dnf install rpm-build)",
-)
-needs_createrepo = pytest.mark.skipif(
-    not HAVE_CREATEREPO,
-    reason="SKIPPED LOUDLY: createrepo_c is not installed, repository metadata is NOT tested "
-    "(apt-get install createrepo-c / dnf install createrepo_c)",
-)
 
 GIT_ENV = {
     **{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},

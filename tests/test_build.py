@@ -16,10 +16,7 @@ import pytest
 from superbuild.testing.sample import SampleSuperproject, make_sample_superproject, run_git
 from tests.helpers import alive, descendants
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("rpmbuild") is None or shutil.which("createrepo_c") is None,
-    reason="LOUD SKIP: rpmbuild/createrepo_c missing (make test installs them with apt-get)",
-)
+pytestmark = pytest.mark.rpm
 
 PRODUCT = {
     "base": [],

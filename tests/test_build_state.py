@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -26,10 +25,7 @@ from superbuild import state as st
 from superbuild.testing.sample import SampleSuperproject, make_sample_superproject, run_git
 from tests.helpers import cli, descendants
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("rpmbuild") is None or shutil.which("createrepo_c") is None,
-    reason="LOUD SKIP: rpmbuild/createrepo_c missing (make test installs them with apt-get)",
-)
+pytestmark = pytest.mark.rpm
 
 PRODUCT = {"base": [], "client": ["base"], "service": ["client"], "tool": []}
 #: Generous: only reached when something is broken.

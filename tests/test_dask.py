@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from conftest import Repo
-from rpmtools import HAVE_CREATEREPO, HAVE_RPMBUILD, make_context, make_package, rpm_payload
+from rpmtools import make_context, make_package, rpm_payload
 from rpmtools import rpm_query as rpmq
 
 from superbuild import worker
@@ -43,19 +43,7 @@ distributed: Any = None
 with contextlib.suppress(ImportError):  # the optional extra may be missing
     distributed = importlib.import_module("distributed")
 
-pytestmark = [
-    pytest.mark.dask,
-    pytest.mark.skipif(
-        distributed is None,
-        reason="LOUD SKIP: dask.distributed is not installed, the Dask executor is NOT tested "
-        "(pip install 'superbuild[dask]')",
-    ),
-]
-
-needs_rpm = pytest.mark.skipif(
-    not (HAVE_RPMBUILD and HAVE_CREATEREPO),
-    reason="LOUD SKIP: rpmbuild/createrepo_c missing, Dask RPM builds are NOT tested",
-)
+pytestmark = pytest.mark.dask
 
 #: A mock that records how it was called and which repositories it was given, then
 #: rebuilds the SRPM with the real rpmbuild (BuildRequires unchecked).
@@ -329,7 +317,6 @@ def test_corrupted_inputs_are_refused_by_the_worker(tmp_path: Path) -> None:
 
 
 @pytest.mark.rpm
-@needs_rpm
 def test_same_report_and_repository_as_the_local_executor(
     cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -378,7 +365,6 @@ def test_same_report_and_repository_as_the_local_executor(
 
 
 @pytest.mark.rpm
-@needs_rpm
 def test_mock_builds_get_this_runs_rpms_shipped(
     cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -618,7 +604,6 @@ def test_ctrl_c_cancels_stops_the_cluster_and_exits_130(tmp_path: Path, repo: Re
 
 
 @pytest.mark.rpm
-@needs_rpm
 def test_cli_dask_build_records_the_same_state_as_local(cluster: Any, tmp_path: Path) -> None:
     """``superbuild build --executor dask``: same report and state rows as ``--executor local``."""
     import sqlite3

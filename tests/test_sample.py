@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -160,7 +159,6 @@ def test_git_env_appends_to_existing_config_vars() -> None:
 
 
 @pytest.mark.rpm
-@pytest.mark.skipif(shutil.which("rpmbuild") is None, reason="needs rpmbuild")
 def test_package_repo_builds_with_rpmbuild(tmp_path: Path) -> None:
     repo = make_package_repo(tmp_path / "src", "python-novaclient", "2.10.0", ["base-lib"])
     top = tmp_path / "rpmbuild"
