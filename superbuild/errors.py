@@ -49,18 +49,6 @@ class ToolMissingError(SuperbuildError):
     """A program superbuild needs is not installed."""
 
 
-class BuildFailed(SuperbuildError):
-    """One or more packages failed to build (exit 1)."""
-
-    exit_code = EXIT_FAILED
-
-
-class CheckFailed(SuperbuildError):
-    """A check (hook, ``--exit-code``) failed (exit 1)."""
-
-    exit_code = EXIT_FAILED
-
-
 class Interrupted(SuperbuildError):
     """The run was interrupted by Ctrl-C or SIGTERM (exit 130)."""
 

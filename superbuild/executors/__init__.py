@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 from superbuild.errors import ToolMissingError, UsageError
 from superbuild.executors.local import LocalExecutor
@@ -19,14 +19,10 @@ __all__ = [
     "EXECUTORS",
     "Completion",
     "Executor",
-    "ExecutorName",
     "LocalExecutor",
     "dask_options",
     "make_executor",
 ]
-
-#: Names of the executors (``--executor``).
-ExecutorName = Literal["local", "dask"]
 
 #: Environment variable naming the Dask scheduler when ``--scheduler-address`` is absent.
 SCHEDULER_ADDRESS_ENV = "SUPERBUILD_SCHEDULER_ADDRESS"
