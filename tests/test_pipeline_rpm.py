@@ -28,7 +28,7 @@ from rpmtools import (
 from superbuild import outrepo
 from superbuild.pipelines.api import BuildContext, PackageBuild, PipelineFailed, SourceUnavailable
 from superbuild.pipelines.rpm.options import RpmOptions
-from superbuild.pipelines.rpm.spec import SpecError, add_provenance, set_version
+from superbuild.pipelines.rpm.spec import SpecError, read_spec, with_provenance, with_version
 from superbuild.pipelines.task import run_package
 
 QF = "%{NAME} %{VERSION} %{RELEASE} %{VCS}"
@@ -108,6 +108,56 @@ def test_descendant_commit_release_sorts_newer(
     assert vercmp(f"1.0-{new.release}", f"1.0-{old.release}") == 1
     binary = tmp_path / "output" / new.artifacts[0]
     assert rpm_payload(binary)["/usr/share/hello/payload.txt"] == b"payload at B\n"
+
+
+@pytest.mark.rpm
+@pytest.mark.parametrize(
+    ("source0", "prep"),
+    [
+        ("%{name}-%{version}.tar.xz", "%setup -q"),
+        ("%{name}-%{version}.tar.bz2", "%setup -q -n hello-src-%{version}"),
+        ("https://x.invalid/archive/v%{version}.zip#/hello-%{version}.zip", "%setup -q"),
+        ("%{name}-%{version}.tar.zst", "%autosetup -n top"),
+        ("%{name}-%{version}.tgz", "%setup -q -c -n %{name}-%{version}"),
+    ],
+    ids=["tar.xz", "tar.bz2 -n", "zip rename", "tar.zst autosetup -n", "tgz -c"],
+)
+def test_the_archive_the_spec_asks_for(tmp_path: Path, source0: str, prep: str) -> None:
+    """Source0's name and format, and the top folder %prep enters, as rpm reads them."""
+    repo = init_repo(tmp_path / "src" / "hello")
+    spec = (
+        hello_spec()
+        .replace("Source0:        %{name}-%{version}.tar.gz", f"Source0:        {source0}")
+        .replace("%setup -q\n", f"{prep}\n")
+    )
+    commit = commit_files(repo, {"hello.spec": spec, "payload.txt": "p\n", "hello.conf": "c\n"})
+    result = build(tmp_path, repo, commit)
+    binary, srpm = (tmp_path / "output" / a for a in result.artifacts)
+    assert rpm_payload(binary)["/usr/share/hello/payload.txt"] == b"p\n"
+    sources = sorted(rpm_query(srpm, "[%{SOURCE}\n]").split())
+    wanted = (
+        source0.rsplit("#/", maxsplit=1)[-1]
+        .replace("%{name}", "hello")
+        .replace("%{version}", "1.0")
+    )
+    assert sources == sorted(["hello.conf", wanted.rsplit("/", 1)[-1]])
+
+
+@pytest.mark.rpm
+def test_a_source_neither_in_git_nor_made_fails_before_rpmbuild(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "src" / "hello")
+    spec = hello_spec().replace(
+        "Source1:        hello.conf",
+        "Source1:        hello.conf\nSource2:        https://x.invalid/hello-%{version}.tar.gz.asc",
+    )
+    commit = commit_files(repo, {"hello.spec": spec, "payload.txt": "p\n", "hello.conf": "c\n"})
+    with pytest.raises(PipelineFailed) as info:
+        build(tmp_path, repo, commit)
+    assert info.value.stage == "source"
+    message = str(info.value)
+    assert "Source2 hello-1.0.tar.gz.asc (https://x.invalid/hello-1.0.tar.gz.asc)" in message
+    assert "manifests/hello.yaml" in message
+    assert not (tmp_path / "logs" / "run1" / "hello" / "srpm.log").exists()
 
 
 @pytest.mark.rpm
@@ -241,31 +291,114 @@ def test_context_pickles(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- spec rewriting
 
 C = "0123456789abcdef0123456789abcdef01234567"
+SUFFIX = ".12.g0123456"
+
+
+def spec_with(preamble: str, extra: str = "", prep: str = "%setup -q") -> str:
+    """A parseable spec: Name x, Version 1.0, then ``preamble`` lines."""
+    return (
+        f"Name: x\nVersion: 1.0\n{preamble}\nSummary: s\nLicense: MIT\n"
+        f"Source0: %{{name}}-%{{version}}.tar.gz\n%description\nd\n{extra}"
+        f"%prep\n{prep}\n%files\n"
+    )
+
+
+def release_of(text: str, dist: str = ".fc42") -> str:
+    return read_spec(text, [("dist", dist)]).release
 
 
 def test_provenance_keeps_dist_last_and_adds_vcs() -> None:
-    spec = "Name: x\nRelease:        2%{?dist}\nLicense: MIT\n%description\nRelease: 9\n"
-    assert add_provenance(spec, C, 12) == (
-        f"Name: x\nRelease:        2.12.g0123456%{{?dist}}\nVCS:            {C}\n"
-        "License: MIT\n%description\nRelease: 9\n"
+    spec = spec_with("Release:        2%{?dist}")
+    stamped = with_provenance(spec, C, 12)
+    assert f"Release:        2{SUFFIX}%{{?dist}}\nVCS:            {C}\n" in stamped
+    assert release_of(stamped) == f"2{SUFFIX}.fc42"
+
+
+def test_provenance_replaces_existing_vcs_and_reaches_subpackages() -> None:
+    spec = "VCS: git:old\n" + spec_with(
+        "release:\t%{rel} ", "%package devel\nSummary: d\nRelease: 5\n%description devel\nd\n"
     )
+    stamped = with_provenance("%global rel 3\n" + spec, C, 3)
+    assert f"VCS: {C}\n" in stamped and "git:old" not in stamped
+    assert "release:\t%{rel}.3.g0123456 \n" in stamped
+    assert "Release: 5.3.g0123456\n" in stamped  # every binary RPM carries the provenance
 
 
-def test_provenance_replaces_existing_vcs_and_ignores_case() -> None:
-    spec = "VCS: git:old\nname: x\nrelease:\t%{rel} \n%package devel\nRelease: 5\n"
-    assert add_provenance(spec, C, 3) == (
-        f"VCS: {C}\nname: x\nrelease:\t%{{rel}}.3.g0123456 \n%package devel\nRelease: 5\n"
+def test_provenance_stamps_every_branch_of_a_conditional_release() -> None:
+    spec = spec_with("%if 0%{?rhel}\nRelease: 3%{?dist}\n%else\nRelease: 4%dist\n%endif")
+    stamped = with_provenance(spec, C, 12)
+    assert f"Release: 3{SUFFIX}%{{?dist}}\n" in stamped
+    assert f"Release: 4{SUFFIX}%dist\n" in stamped
+    assert release_of(stamped) == f"4{SUFFIX}.fc42"
+
+
+def test_provenance_moves_a_dist_tag_from_the_middle_to_the_end() -> None:
+    stamped = with_provenance(spec_with("Release: 1%{?dist}.1"), C, 12)
+    assert release_of(stamped) == f"1.1{SUFFIX}.fc42"
+
+
+@pytest.mark.parametrize(
+    ("release", "expected"),
+    [
+        ("%autorelease", f"1{SUFFIX}.fc42"),
+        ("%{autorelease}", f"1{SUFFIX}.fc42"),
+        ("%autorelease -p", f"0.1{SUFFIX}.fc42"),
+        ("%autorelease -e rc1", f"1.rc1{SUFFIX}.fc42"),
+        ("%autorelease -p -e rc1", f"0.1.rc1{SUFFIX}.fc42"),
+        ("%autorelease -b 3", f"3{SUFFIX}.fc42"),
+        ("%autorelease -n", f"1{SUFFIX}"),
+    ],
+)
+def test_provenance_of_every_autorelease_form(release: str, expected: str) -> None:
+    stamped = with_provenance(spec_with(f"Release: {release}"), C, 12)
+    assert f"Release: {release}\n" in stamped  # the spec's own text is kept
+    assert release_of(stamped) == expected
+
+
+def test_a_package_line_inside_a_multiline_macro_is_not_a_section() -> None:
+    spec = spec_with(
+        "%global desc %{expand:\nSome text.\n%package is mentioned here.\n}\nRelease: 7%{?dist}"
     )
+    assert release_of(with_provenance(spec, C, 12)) == f"7{SUFFIX}.fc42"
 
 
-def test_provenance_and_version_need_their_lines() -> None:
-    with pytest.raises(SpecError, match="no Release"):
-        add_provenance("Name: x\n%description\nRelease: 1\n", C, 1)
-    assert set_version("Version: 1.0\n%changelog\nVersion: 3\n", "2.0") == (
-        "Version: 2.0\n%changelog\nVersion: 3\n"
+def test_provenance_and_version_need_their_tags() -> None:
+    no_release = "Name: x\nVersion: 1\nSummary: s\nLicense: MIT\n%description\nd\n"
+    with pytest.raises(SpecError):
+        with_provenance(no_release, C, 1)
+    spec = spec_with("Release: 1") + "%changelog\n* Mon Jan 01 2024 A <a@b> - 3\n- Version: 3\n"
+    changed = with_version(spec, "2.0")
+    assert read_spec(changed).version == "2.0"
+    assert "- Version: 3\n" in changed
+
+
+@pytest.mark.parametrize(
+    ("prep", "top", "creates"),
+    [
+        ("%setup -q", "x-1.0", False),
+        ("%setup -q -n Text-Template-Simple-%{version}", "Text-Template-Simple-1.0", False),
+        ("%autosetup -n python_x-%{version} -p1", "python_x-1.0", False),
+        ("%setup -q -c -n %{name}-top", "x-top", True),
+    ],
+)
+def test_the_folder_prep_enters_comes_from_rpm(prep: str, top: str, creates: bool) -> None:
+    facts = read_spec(spec_with("Release: 1", prep=prep))
+    assert (facts.archive_dir, facts.creates_dir) == (top, creates)
+
+
+def test_source_names_are_expanded_with_renames() -> None:
+    spec = spec_with("Release: 1").replace(
+        "Source0: %{name}-%{version}.tar.gz",
+        "Source0: https://x.invalid/v%{version}.tar.gz#/%{name}-src-%{version}.tar.bz2\n"
+        "Source1: x.conf\nPatch3: fix-%{version}.patch",
     )
-    with pytest.raises(SpecError, match="no Version"):
-        set_version("Name: x\n", "2.0")
+    facts = read_spec(spec)
+    assert [(s.tag, s.file_name) for s in facts.sources] == [
+        ("Patch3", "fix-1.0.patch"),
+        ("Source0", "x-src-1.0.tar.bz2"),
+        ("Source1", "x.conf"),
+    ]
+    assert facts.source0 is not None and facts.source0.file_name == "x-src-1.0.tar.bz2"
 
 
 # --------------------------------------------------------------------------- signing

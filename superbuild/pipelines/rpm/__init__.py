@@ -64,16 +64,16 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from superbuild import git as g
 from superbuild import outrepo
 from superbuild.errors import SuperbuildError
 from superbuild.pipelines.api import BuildContext, BuildProducts, JobInputs, Runner, Workspace
 from superbuild.pipelines.rpm import builders
-from superbuild.pipelines.rpm.options import RpmOptions, default_builder
+from superbuild.pipelines.rpm.options import RpmOptions, default_builder, options_of
 from superbuild.pipelines.rpm.source import read_source
-from superbuild.pipelines.rpm.spec import SpecInputs
+from superbuild.pipelines.rpm.spec import SpecError, SpecInputs, read_spec, with_provenance
 from superbuild.pipelines.source import inputs_for
 from superbuild.pipelines.stage import Stage
 from superbuild.pipelines.transport import Blob
@@ -83,15 +83,6 @@ if TYPE_CHECKING:
 
 #: Resource a worker must offer to run mock builds (``dask worker --resources mock=1``).
 MOCK_RESOURCE = "mock"
-
-
-def options_of(options: Any) -> RpmOptions:
-    """The rpm options carried by a context or job inputs (defaults when there are none)."""
-    if options is None:
-        return RpmOptions()
-    if not isinstance(options, RpmOptions):
-        raise SuperbuildError(f"rpm pipeline given options of type {type(options).__name__}")
-    return options
 
 
 class RpmPipeline:
@@ -148,17 +139,24 @@ class RpmPipeline:
                 count_out = g.git(ctx.source_repo, "rev-list", "--count", source.commit).stdout
                 count = int(count_out.decode().strip())
                 st.note(f"# {count} commits up to {source.commit}")
+                macros = options_of(ctx.options).macros
+                try:
+                    text = with_provenance(source.spec_text, source.commit, count, macros)
+                    stamped = read_spec(text, macros)
+                except SpecError as exc:
+                    st.fail(f"cannot give {source.spec_name} its provenance: {exc}")
+                st.note(f"# Release {source.facts.release!r} -> {stamped.release!r}")
             sources = [Blob.read(p) for p in sorted((top / "SOURCES").iterdir()) if p.is_file()]
         finally:
             shutil.rmtree(top, ignore_errors=True)
         spec = SpecInputs(
             commit=source.commit,
             file_name=source.spec_name,
-            text=source.spec_text,
+            text=text,
             commit_count=count,
-            name=source.query.name,
-            version=source.query.version,
-            release=source.query.release,
+            name=stamped.name,
+            version=stamped.version,
+            release=stamped.release,
         )
         return inputs_for(ctx, durations, sources=sources, payload=spec)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from superbuild import proc
 from superbuild.errors import SuperbuildError, ToolMissingError
 from superbuild.pipelines.api import JobInputs, Workspace
-from superbuild.pipelines.rpm.options import RpmOptions
-from superbuild.pipelines.rpm.spec import SpecError, SpecInputs, add_provenance, release_suffix
+from superbuild.pipelines.rpm.options import RpmOptions, options_of
+from superbuild.pipelines.rpm.spec import SpecInputs
 from superbuild.pipelines.stage import Stage, build_env
 
 #: Lines of mock's build.log appended to rpm.log when mock fails.
@@ -21,17 +21,12 @@ DEPS_REPO = "deps-repo"
 
 
 def make_srpm(inputs: JobInputs, spec: SpecInputs, ws: Workspace, st: Stage, top: Path) -> Path:
-    """``rpmbuild -bs`` of the spec with provenance, in a private ``_topdir``."""
-    try:
-        text = add_provenance(spec.text, spec.commit, spec.commit_count)
-    except SpecError as exc:
-        st.fail(str(exc))
+    """``rpmbuild -bs`` of the spec (stamped with its provenance by the source stage)."""
     spec_file = top / "SPECS" / spec.file_name
-    spec_file.write_text(text, encoding="utf-8", errors="surrogateescape")
-    suffix = release_suffix(spec.commit, spec.commit_count)
-    st.note(f"# Release {spec.release!r} + {suffix!r}")
+    spec_file.write_text(spec.text, encoding="utf-8", errors="surrogateescape")
+    st.note(f"# {spec.name} {spec.version}-{spec.release}")
     st.run(
-        ["rpmbuild", "-bs", *_defines(ws, top), os.fspath(spec_file)],
+        ["rpmbuild", "-bs", *_defines(inputs, ws, top), os.fspath(spec_file)],
         env=build_env(inputs),
         what="rpmbuild -bs",
     )
@@ -46,7 +41,7 @@ def rebuild_rpmbuild(
 ) -> list[Path]:
     """``rpmbuild --rebuild --nodeps`` (see the package docstring for why ``--nodeps``)."""
     st.run(
-        ["rpmbuild", "--rebuild", "--nodeps", *_defines(ws, top), os.fspath(srpm)],
+        ["rpmbuild", "--rebuild", "--nodeps", *_defines(inputs, ws, top), os.fspath(srpm)],
         env=build_env(inputs),
         what="rpmbuild --rebuild",
     )
@@ -73,6 +68,7 @@ def rebuild_mock(
         os.fspath(result_dir),
         "--uniqueext",
         f"superbuild-{inputs.package.name}",
+        *options.defines(),
     ]
     for repo in () if inputs.remote else options.extra_repos:
         if (repo / "repodata" / "repomd.xml").is_file():
@@ -109,15 +105,17 @@ def sign(inputs: JobInputs, options: RpmOptions, st: Stage, files: list[Path]) -
     gpg = shutil.which("gpg") or shutil.which("gpg2")
     if gpg is None:
         raise ToolMissingError(f"gpg not found: {proc.INSTALL_HINTS['gpg']}")
-    cmd = ["rpmsign", "--addsign", "--define", f"_gpg_name {options.sign_key}"]
+    cmd = ["rpmsign", "--addsign", *options.defines()]
+    cmd += ["--define", f"_gpg_name {options.sign_key}"]
     cmd += ["--define", f"__gpg {gpg}"]
     if options.gpg_home:
         cmd += ["--define", f"_gpg_path {options.gpg_home}"]
     st.run([*cmd, *map(os.fspath, files)], env=build_env(inputs), what="rpmsign")
 
 
-def _defines(ws: Workspace, top: Path) -> list[str]:
-    return ["--define", f"_topdir {top}", "--define", f"_tmppath {ws.work_dir / 'tmp'}"]
+def _defines(inputs: JobInputs, ws: Workspace, top: Path) -> list[str]:
+    topdir = ["--define", f"_topdir {top}", "--define", f"_tmppath {ws.work_dir / 'tmp'}"]
+    return [*options_of(inputs.options).defines(), *topdir]
 
 
 def _append_tail(st: Stage, log: Path) -> None:

@@ -21,6 +21,12 @@ class RpmOptions:
     extra_repos: tuple[Path, ...] = ()
     sign_key: str | None = None
     gpg_home: str | None = None
+    #: rpm macros (name, value) defined for every rpm, rpmbuild and mock call.
+    macros: tuple[tuple[str, str], ...] = ()
+
+    def defines(self) -> list[str]:
+        """``--define 'NAME VALUE'`` arguments for :attr:`macros`."""
+        return [arg for name, value in self.macros for arg in ("--define", f"{name} {value}")]
 
     def __post_init__(self) -> None:
         if self.builder not in BUILDERS:
@@ -32,3 +38,12 @@ class RpmOptions:
 def default_builder() -> str:
     """mock if it is installed, else rpmbuild."""
     return "mock" if shutil.which("mock") else "rpmbuild"
+
+
+def options_of(options: object) -> RpmOptions:
+    """The rpm options carried by a context or job inputs (defaults when there are none)."""
+    if options is None:
+        return RpmOptions()
+    if not isinstance(options, RpmOptions):
+        raise SuperbuildError(f"rpm pipeline given options of type {type(options).__name__}")
+    return options

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shlex
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from superbuild import git as g
-from superbuild import proc
 from superbuild.pipelines.api import BuildContext
-from superbuild.pipelines.rpm.spec import (
-    QUERY_FORMAT,
-    SpecError,
-    SpecQuery,
-    parse_spec_query,
-    set_version,
-)
-from superbuild.pipelines.source import check_source_repo, git_env, source_unavailable
-from superbuild.pipelines.stage import Stage, build_env
-
-_TARBALL_SUFFIXES = (".tar.gz", ".tgz")
+from superbuild.pipelines.rpm.archive import archive_format, make_archive, supported_suffixes
+from superbuild.pipelines.rpm.options import options_of
+from superbuild.pipelines.rpm.spec import SpecError, SpecFacts, read_spec, with_version
+from superbuild.pipelines.source import check_source_repo, source_unavailable
+from superbuild.pipelines.stage import Stage
 
 
 @dataclass(frozen=True)
@@ -30,7 +21,7 @@ class Source:
     commit: str  # the full object id
     spec_name: str  # file name of the spec
     spec_text: str  # after the version override
-    query: SpecQuery
+    facts: SpecFacts
     tarball: Path
 
 
@@ -73,56 +64,59 @@ def read_source(ctx: BuildContext, st: Stage, top: Path) -> Source:
         entry = candidates[0]
 
     text = g.read_blobs(repo, [entry.oid])[entry.oid].decode("utf-8", "surrogateescape")
-    if pkg.version:
-        try:
-            text = set_version(text, pkg.version)
-        except SpecError as exc:
-            st.fail(f"cannot set version {pkg.version}: {exc}")
-    spec_file = top / "SPECS" / entry.path
-    spec_file.write_text(text, encoding="utf-8", errors="surrogateescape")
+    macros = options_of(ctx.options).macros
+    try:
+        if pkg.version:
+            text = with_version(text, pkg.version, macros)
+        facts = read_spec(text, macros)
+    except SpecError as exc:
+        st.fail(f"rpm cannot read {entry.path} (from {pkg.path} at {commit[:12]}): {exc}")
+    st.note(
+        f"# rpm reads {entry.path}: {facts.name} {facts.version}-{facts.release}, "
+        f"%prep enters {facts.archive_dir}/"
+        + (" (created by %setup -c)" if facts.creates_dir else "")
+    )
 
-    cmd = ["rpmspec", "-q", "--srpm", "--define", f"_topdir {top}"]
-    cmd += ["--qf", QUERY_FORMAT, os.fspath(spec_file)]
-    st.note(f"$ {shlex.join(cmd)}")
-    result = proc.run(cmd, env=build_env(ctx), check=False, timeout=st.remaining())
-    st.log.write(result.stderr)
-    if not result.ok:
-        st.log.write(result.stdout)
-        st.fail(f"rpmspec cannot parse {entry.path} (exit {result.returncode})")
-    query = parse_spec_query(result.stdout.decode("utf-8", "surrogateescape"))
-    st.note(f"# name {query.name}, version {query.version}")
-
-    # Other Source/Patch files come from the spec's directory in git.
+    # Every Source and Patch comes from the spec's folder in git or is the archive made
+    # here; anything else fails now, naming the file, not as rpmbuild's "Bad file" later.
     blobs = {e.path: e.oid for e in tree if e.kind == "blob"}
-    extra = [s for s in query.sources if s in blobs and s != entry.path]
-    missing = [s for s in query.sources if s not in blobs]
-    tarball_name = f"{query.name}-{query.version}.tar.gz"
-    archives = [s for s in missing if s.endswith(_TARBALL_SUFFIXES)]
-    if tarball_name not in missing and len(archives) == 1:
-        tarball_name = archives[0]
+    main = facts.source0
+    archive_name = f"{facts.name}-{facts.version}.tar.gz"
+    if main is not None and main.file_name not in blobs:
+        archive_name = main.file_name
+    problems = []
+    for source in facts.sources:
+        if source.file_name in blobs or source.file_name == archive_name:
+            continue
+        where = f" ({source.location})" if source.location != source.file_name else ""
+        problems.append(f"{source.tag} {source.file_name}{where}")
+    if problems:
+        st.fail(
+            f"{'; '.join(problems)}: neither in {pkg.path} at {commit[:12]} next to "
+            f"{entry.path} nor the archive superbuild makes ({archive_name}): commit "
+            f"the file(s), or fix the spec ({pkg.manifest})"
+        )
+    if archive_format(archive_name) is None:
+        st.fail(
+            f"Source0 {archive_name} is not in {pkg.path} at {commit[:12]} and is not an "
+            f"archive superbuild can make (it makes {supported_suffixes()}): commit it, "
+            f"or rename Source0 ({pkg.manifest})"
+        )
+    extra = [
+        s.file_name for s in facts.sources if s.file_name in blobs and s.file_name != entry.path
+    ]
     if extra:
-        data = g.read_blobs(repo, [blobs[s] for s in extra])
+        data = g.read_blobs(repo, [blobs[name] for name in extra])
         for name in extra:
             (top / "SOURCES" / name).write_bytes(data[blobs[name]])
             st.note(f"# source {name} from git")
 
-    tarball = top / "SOURCES" / tarball_name
-    st.run(
-        [
-            "git",
-            "-C",
-            os.fspath(repo),
-            "archive",
-            "--format=tar.gz",
-            f"--prefix={query.name}-{query.version}/",
-            "-o",
-            os.fspath(tarball),
-            commit,
-        ],
-        env=git_env(),
-        what="git archive",
-    )
-    return Source(commit, entry.path, text, query, tarball)
+    tarball = top / "SOURCES" / archive_name
+    if archive_name not in blobs:
+        archive_top = None if facts.creates_dir else facts.archive_dir
+        make_archive(repo, commit, tarball, archive_top, st)
+        st.note(f"# archive {archive_name}, top folder {archive_top or '(none: %setup -c)'}")
+    return Source(commit, entry.path, text, facts, tarball)
 
 
 # ------------------------------------------------------------------ srpm

@@ -1,125 +1,312 @@
-"""Spec text operations of the rpm pipeline: version override, Release provenance, query.
+"""Reading and stamping spec files with rpm's own parser (through Packit's ``specfile``).
 
-rpm's own parser (``rpmspec -q``) reads a spec's Name, Version, Release and sources
-(:func:`parse_spec_query`); the text edits below only touch the main package's preamble.
+A regex over spec text gets real specs wrong (Release lines under ``%if``, ``%package``
+inside a multi-line macro, ``%autorelease``, ``Source0: ...#/renamed.tar.bz2``), so the
+source stage asks rpm: :func:`read_spec` parses the spec with librpm (its macros,
+conditionals and ``#/`` renames) and returns :class:`SpecFacts`: the expanded Name,
+Version, Release and Epoch, every Source and Patch file name, and the folder the
+``%prep`` section's ``%setup``/``%autosetup`` enters (``-n``, ``-c``).
+
+Provenance (:func:`with_provenance`) edits the spec the same way, tag by tag:
+
+- every ``Release:`` tag of every package section (the main one and each ``%package``,
+  in every ``%if`` branch) gets ``.<n>.g<sha7>`` (``n`` = commits reachable from the
+  recorded commit) before the dist tag, and the dist tag (``%{?dist}``, ``%{dist}``,
+  ``%dist``) is moved to the end: ``1%{?dist}.1`` becomes ``1.1.<n>.g<sha7>%{?dist}``;
+- ``%autorelease`` (any form: ``-p``, ``-e EXTRA``, ``-s SNAP``, ``-b BASE``, ``-n``) is
+  kept, and the spec gets a definition of the macro that puts the provenance before the
+  dist tag, as rpmautospec would put its release number: ``%autorelease -e rc1`` gives
+  ``1.rc1.<n>.g<sha7>%{?dist}``;
+- a ``VCS: <full commit>`` tag is set in the main package (rpm >= 4.15).
+
+librpm keeps its macros in process-wide state: every parse holds :data:`RPM_LOCK`.  The
+spec's bytes are never re-formatted beyond the tags that change.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-_SECTIONS = (
-    "package|description|prep|build|install|check|clean|files|changelog|pre|post|preun|"
-    "postun|pretrans|posttrans|preuntrans|postuntrans|triggerin|triggerun|triggerpostun|"
-    "triggerprein|filetriggerin|filetriggerun|filetriggerpostun|transfiletriggerin|"
-    "transfiletriggerun|transfiletriggerpostun|verifyscript|generate_buildrequires|conf|"
-    "sourcelist|patchlist"
-)
-_SECTION_RE = re.compile(rf"^%({_SECTIONS})\b", re.MULTILINE)
-_DIST = "%{?dist}"
+from superbuild.errors import ToolMissingError
+
+#: librpm's macro context is global to the process: one parse at a time.
+RPM_LOCK = threading.Lock()
+
+_DIST_RE = re.compile(r"%\{\?dist\}|%\{dist\}|%dist\b|%\{\?dist:[^}]*\}")
+_AUTORELEASE_RE = re.compile(r"%\{?autorelease\b")
 
 
 class SpecError(ValueError):
-    """The spec cannot be given provenance (no Release or Version line)."""
-
-
-def _tag_re(tag: str) -> re.Pattern[str]:
-    return re.compile(
-        rf"^(?P<head>{tag}[ \t]*:[ \t]*)(?P<value>[^\n]*?)[ \t]*$", re.IGNORECASE | re.MULTILINE
-    )
-
-
-_RELEASE_RE = _tag_re("Release")
-_VERSION_RE = _tag_re("Version")
-_VCS_RE = _tag_re("VCS")
-
-
-def _preamble_end(text: str) -> int:
-    found = _SECTION_RE.search(text)
-    return found.start() if found else len(text)
-
-
-def set_version(text: str, version: str) -> str:
-    """Replace the value of the main package's ``Version:`` line."""
-    end = _preamble_end(text)
-    found = _VERSION_RE.search(text, 0, end)
-    if found is None:
-        raise SpecError("the spec has no Version: line in its preamble")
-    return text[: found.start("value")] + version + text[found.end("value") :]
-
-
-def release_suffix(commit: str, count: int) -> str:
-    """``.<n>.g<sha7>``: appended to the spec's Release (``n`` = commits reachable)."""
-    return f".{count}.g{commit[:7]}"
-
-
-def add_provenance(text: str, commit: str, count: int) -> str:
-    """Rewrite a spec so its Release names the commit and it carries ``VCS: <commit>``.
-
-    ``Release: 1%{?dist}`` becomes ``Release: 1.<count>.g<sha7>%{?dist}``; an existing
-    ``VCS:`` tag is replaced, otherwise one is added after the Release line.
-    """
-    end = _preamble_end(text)
-    found = _RELEASE_RE.search(text, 0, end)
-    if found is None:
-        raise SpecError("the spec has no Release: line in its preamble")
-    value = found.group("value")
-    suffix = release_suffix(commit, count)
-    base, dist = (value[: -len(_DIST)], _DIST) if value.endswith(_DIST) else (value, "")
-    release = base + suffix + dist
-    vcs = _VCS_RE.search(text, 0, end)
-    if vcs is not None:
-        text = text[: vcs.start("value")] + commit + text[vcs.end("value") :]
-        # The VCS line may come before the Release line: search again.
-        found = _RELEASE_RE.search(text, 0, _preamble_end(text))
-        assert found is not None
-        return text[: found.start("value")] + release + text[found.end("value") :]
-    pad = " " * max(1, len(found.group("head")) - len("VCS:"))
-    line_end = found.end()
-    return (
-        text[: found.start("value")]
-        + release
-        + text[found.end("value") : line_end]
-        + f"\nVCS:{pad}{commit}"
-        + text[line_end:]
-    )
+    """The spec cannot be read or given provenance; the message says why."""
 
 
 @dataclass(frozen=True)
-class SpecQuery:
-    """What ``rpmspec -q --srpm`` says about a spec."""
+class SpecSource:
+    """One Source or Patch of a spec, as rpm expands it."""
+
+    kind: str  # "Source" or "Patch"
+    number: int
+    #: The file name rpmbuild looks for in SOURCES (after ``#/`` renames).
+    file_name: str
+    #: The tag's value as rpm expands it (a URL or a plain name).
+    location: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.kind}{self.number}"
+
+
+@dataclass(frozen=True)
+class SpecFacts:
+    """What rpm says about a spec."""
 
     name: str
     version: str
     release: str
-    sources: tuple[str, ...]  # file names (basenames) of Source and Patch tags
+    epoch: str | None
+    sources: tuple[SpecSource, ...]
+    #: The folder ``%prep`` unpacks the main archive into and enters: ``-n``, default
+    #: ``%{name}-%{version}``.
+    archive_dir: str
+    #: ``%setup -c``: the folder is created first and the archive unpacked inside it,
+    #: so the archive must hold the files at its root (no top folder).
+    creates_dir: bool
+    #: ``%autorelease`` in a Release tag.
+    autorelease: bool
+
+    @property
+    def source0(self) -> SpecSource | None:
+        """The main archive's source: the lowest-numbered ``Source``."""
+        found = [s for s in self.sources if s.kind == "Source"]
+        return min(found, key=lambda s: s.number) if found else None
 
 
-def parse_spec_query(out: str) -> SpecQuery:
-    lines = out.splitlines()
-    if len(lines) < 3:
-        raise SpecError(f"unexpected rpmspec output: {out[:200]!r}")
-    sources = tuple(line[2:] for line in lines[3:] if line[:2] in ("S ", "P "))
-    return SpecQuery(lines[0], lines[1], lines[2], sources)
+def _specfile() -> Any:
+    try:
+        import specfile
+    except ImportError as exc:  # the rpm shim finds no system bindings
+        raise ToolMissingError(
+            f"rpm's Python bindings are missing ({exc}): install python3-rpm "
+            "(apt-get install python3-rpm / dnf install python3-rpm)"
+        ) from None
+    return specfile
 
 
-QUERY_FORMAT = "%{NAME}\\n%{VERSION}\\n%{RELEASE}\\n[S %{SOURCE}\\n][P %{PATCH}\\n]"
+def _autorelease_definition(suffix: str) -> str:
+    # rpmautospec's %autorelease gives [0.]<n>[.<extra>][.<snapshot>]%{?dist}; ours puts
+    # the provenance (if any) where its release number's history would be, before the
+    # dist tag.
+    return (
+        "%define autorelease(e:s:pb:n) "
+        "%{?-p:0.}%{?-b:%{-b*}}%{!?-b:1}%{?-e:.%{-e*}}%{?-s:.%{-s*}}"
+        f"{suffix}%{{!?-n:%{{?dist}}}}\n"
+    )
+
+
+#: ``%autochangelog`` where no rpmautospec defines it (a Debian host): an empty changelog.
+_AUTOCHANGELOG_DEFAULT = "%{!?autochangelog:%global autochangelog %{nil}}\n"
+
+
+def prelude(text: str, suffix: str = "") -> str:
+    """Definitions a spec needs before rpm can parse it here: ``%autorelease`` (with
+    ``suffix``, the provenance) and a default ``%autochangelog``, when the spec uses them."""
+    lines = ""
+    if _AUTORELEASE_RE.search(text) and "%define autorelease(" not in text:
+        lines += _autorelease_definition(suffix)
+    if "autochangelog" in text and _AUTOCHANGELOG_DEFAULT not in text:
+        lines += _AUTOCHANGELOG_DEFAULT
+    return lines
+
+
+@contextlib.contextmanager
+def parsed(text: str, macros: Sequence[tuple[str, str]] = ()) -> Iterator[Any]:
+    """A ``specfile.Specfile`` of ``text`` parsed by librpm, under :data:`RPM_LOCK`.
+
+    ``macros`` are defined for the parse (``rpm_macros``).  Sources the spec names are
+    faked by empty files in a private folder so that rpm parses without them.  The caller
+    adds :func:`prelude` when the spec needs it.
+    """
+    specfile = _specfile()
+    # specfile logs one warning per dummy source it cannot create: not ours to show.
+    logging.getLogger("specfile").setLevel(logging.ERROR)
+    with RPM_LOCK, tempfile.TemporaryDirectory(prefix="superbuild-spec-") as sourcedir:
+        try:
+            spec = specfile.Specfile(
+                content=text, sourcedir=Path(sourcedir), macros=list(macros), force_parse=True
+            )
+        except Exception as exc:  # specfile raises RPMException and friends
+            raise SpecError(_one_line(exc)) from None
+        yield spec
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines[:3]) or type(exc).__name__
+
+
+def read_spec(text: str, macros: Sequence[tuple[str, str]] = ()) -> SpecFacts:
+    """Ask rpm what ``text`` builds (raises :class:`SpecError` if rpm cannot parse it)."""
+    with parsed(prelude(text) + text, macros) as spec:
+        try:
+            return _facts(spec)
+        except SpecError:
+            raise
+        except Exception as exc:  # the spec parses, but specfile cannot map a part of it
+            raise SpecError(_one_line(exc)) from None
+
+
+def _facts(spec: Any) -> SpecFacts:
+    sources: list[SpecSource] = []
+    with spec.sources() as found:
+        for source in found:
+            if getattr(source, "valid", True):
+                sources.append(
+                    SpecSource(
+                        "Source",
+                        int(source.number),
+                        source.expanded_filename,
+                        spec.expand(source.location),
+                    )
+                )
+    with spec.patches() as found:
+        for patch in found:
+            if getattr(patch, "valid", True):
+                sources.append(
+                    SpecSource(
+                        "Patch",
+                        int(patch.number),
+                        patch.expanded_filename,
+                        spec.expand(patch.location),
+                    )
+                )
+    header = spec.rpm_spec.sourceHeader  # rpm's own answer, dist tag included
+    name, version, release = (_text(header[tag]) for tag in ("name", "version", "release"))
+    archive_dir, creates_dir = f"{name}-{version}", False
+    with contextlib.suppress(Exception), spec.prep() as prep:  # no %prep: the default
+        for macro in prep.macros:
+            if macro.name in ("%setup", "%autosetup"):
+                options = macro.options
+                if options.n:
+                    archive_dir = spec.expand(str(options.n))
+                creates_dir = bool(options.c)
+                break
+    raw = spec.raw_release or ""
+    epoch = header["epoch"]
+    return SpecFacts(
+        name=name,
+        version=version,
+        release=release,
+        epoch=str(epoch) if epoch not in (None, "") else None,
+        sources=tuple(sorted(sources, key=lambda s: (s.kind, s.number))),
+        archive_dir=archive_dir,
+        creates_dir=creates_dir,
+        autorelease=bool(_AUTORELEASE_RE.search(raw)) or bool(spec.has_autorelease),
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+def with_version(text: str, version: str, macros: Sequence[tuple[str, str]] = ()) -> str:
+    """``text`` with the main package's Version (every branch of it) set to ``version``."""
+    head = prelude(text)
+    with parsed(head + text, macros) as spec:
+        changed = False
+        with spec.tags() as tags:
+            for tag in tags:
+                if tag.normalized_name == "Version":
+                    tag.value = version
+                    changed = True
+        if not changed:
+            raise SpecError("the spec has no Version: tag in its main package")
+        return str(spec).removeprefix(head)
+
+
+def release_suffix(commit: str, count: int) -> str:
+    """``.<n>.g<sha7>``: added to every Release (``n`` = commits reachable)."""
+    return f".{count}.g{commit[:7]}"
+
+
+def stamped_release(value: str, suffix: str) -> str:
+    """A Release value with ``suffix`` added before the dist tag, which ends up last.
+
+    ``%autorelease`` values are left as they are: the macro itself is redefined (see
+    :func:`with_provenance`).
+    """
+    if _AUTORELEASE_RE.search(value):
+        return value
+    trailing = value[len(value.rstrip()) :]
+    body = value.rstrip()
+    dist = _DIST_RE.search(body)
+    if dist is None:
+        return body + suffix + trailing
+    rest = (body[: dist.start()] + body[dist.end() :]).rstrip(".")
+    return rest + suffix + dist.group(0) + trailing
+
+
+def with_provenance(
+    text: str, commit: str, count: int, macros: Sequence[tuple[str, str]] = ()
+) -> str:
+    """``text`` whose every Release names ``commit`` (see the module doc), with ``VCS:``."""
+    suffix = release_suffix(commit, count)
+    head = prelude(text, suffix)  # kept: the SRPM's spec rebuilds the same Release anywhere
+    with parsed(head + text, macros) as spec:
+        found_release = False
+        # Tags edited through a section are saved when the sections context closes.
+        with spec.sections() as sections:
+            packages = [s for s in sections if s.normalized_name == "package"]
+            for index, section in enumerate(packages):
+                with spec.tags(section) as tags:
+                    first_release = None
+                    vcs = None
+                    for position, tag in enumerate(tags):
+                        if tag.normalized_name == "Release":
+                            found_release = True
+                            tag.value = stamped_release(tag.value, suffix)
+                            if first_release is None:
+                                first_release = position
+                        elif tag.normalized_name == "Vcs":
+                            vcs = tag
+                    if index == 0:
+                        if vcs is not None:
+                            vcs.value = commit
+                        elif first_release is not None:
+                            _insert_vcs(tags, first_release, commit)
+        if not found_release:
+            raise SpecError("the spec has no Release: tag")
+        return str(spec)
+
+
+def _insert_vcs(tags: Any, after: int, commit: str) -> None:
+    from specfile.tags import Comments, Tag
+
+    release = tags[after]
+    separator = ":" + " " * max(1, len(release.name) + len(release._separator) - len("VCS:"))
+    tags.insert(after + 1, Tag("VCS", commit, separator, Comments()))
 
 
 @dataclass(frozen=True)
 class SpecInputs:
-    """The ``rpm`` pipeline's spec, as the source stage read it from git."""
+    """The ``rpm`` pipeline's spec, as the source stage prepared it from git."""
 
     #: The full commit id the source stage resolved (stamped as ``VCS:``).
     commit: str
     #: File name of the spec (``hello.spec``).
     file_name: str
-    #: Its text, with ``version:`` applied; provenance is added by the srpm stage.
+    #: Its text: ``version:`` applied, provenance added (ready for ``rpmbuild -bs``).
     text: str
     #: ``git rev-list --count <commit>``: the ``n`` of the Release suffix.
     commit_count: int
-    #: Name, Version and Release as ``rpmspec`` reads them.
+    #: Name, Version and Release as rpm reads the stamped spec.
     name: str
     version: str
     release: str
