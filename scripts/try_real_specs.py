@@ -554,6 +554,23 @@ def build_all(
         results.append(entry)
     git_commit_all(super_dir, genv, "superproject of real specs")
 
+    # Which superbuild the CLI runs (asked of a child Python, started where the build runs).
+    where = run(
+        [sys.executable, "-c", "import superbuild; print(superbuild.__file__)"],
+        cwd=super_dir,
+        env=rpm_env(homes["fedora"]),
+        check=False,
+    ).stdout.strip()
+    tree = Path(where).parent.parent if where else None
+    described = (
+        run(["git", "-C", str(tree), "describe", "--always", "--dirty"], check=False).stdout.strip()
+        if tree and (tree / ".git").exists()
+        else ""
+    )
+    args.superbuild = f"{where} ({described})" if described else where
+    if args.verbose:
+        print(f"# superbuild: {args.superbuild}", flush=True)
+
     report_file = work / "R.json"
     cmd = [sys.executable, "-m", "superbuild", "build", "--all", "--builder", "rpmbuild",
            "-j", str(args.jobs), "--report", str(report_file)]  # fmt: skip
@@ -640,6 +657,7 @@ def report(results: list[dict[str, Any]], elapsed: float, args: argparse.Namespa
             print(f"  {n:4d}  {what}")
     if args.json:
         summary = {
+            "superbuild": getattr(args, "superbuild", ""),
             "predicted": dict(sorted(predicted.items())),
             "specs": len(results),
             "built": built,
