@@ -625,6 +625,8 @@ def build_all(
         entry["stage"] = stage
         entry["reason"] = pkg.get("reason")
         entry["cls"] = classify(stage, text + "\n" + (pkg.get("reason") or ""), entry["source0"])
+        if entry["cls"] == "Release provenance":
+            entry["predicted"].append(f"Release provenance: {entry['line']}")
         srpm = re.search(r"^Installing (\S+\.src\.rpm)$", text, re.MULTILINE)
         if srpm:  # the srpm stage worked: is the Release it made right?
             release = Path(srpm.group(1)).name.rsplit("-", 1)[-1].removesuffix(".src.rpm")
