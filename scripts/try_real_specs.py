@@ -625,6 +625,7 @@ def build_all(
         entry["stage"] = stage
         entry["reason"] = pkg.get("reason")
         entry["cls"] = classify(stage, text + "\n" + (pkg.get("reason") or ""), entry["source0"])
+        entry["line"] = first_telling_line(text) or (pkg.get("reason") or "")
         if entry["cls"] == "Release provenance":
             entry["predicted"].append(f"Release provenance: {entry['line']}")
         srpm = re.search(r"^Installing (\S+\.src\.rpm)$", text, re.MULTILINE)
@@ -633,7 +634,6 @@ def build_all(
             problem = release_check(release, pkg["commit"], ".fc42" in entry["rpm_says"]["release"])
             if problem:
                 entry["predicted"].append(f"Release provenance: {problem}")
-        entry["line"] = first_telling_line(text) or (pkg.get("reason") or "")
     return results
 
 
