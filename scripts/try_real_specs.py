@@ -30,7 +30,8 @@ specs get ``rdo.macros`` too (their manifests set ``env: {HOME: ...}``) and a ma
 
 It prints one line per spec (built, or the stage that failed with the first telling
 line of that stage's log), then counts per failure class; ``--json FILE`` writes all of
-it.  Only the CLI is used (no import of superbuild); every subprocess gets an argv (no
+it.  The exit status is 0 once the survey ran (whatever it found), 2 when it could not
+run (a tool missing, no such spec).  Only the CLI is used (no import of superbuild); every subprocess gets an argv (no
 shell) and stdin from /dev/null; commit dates and authors are fixed.
 
 Usage (from a checkout, with superbuild importable)::
@@ -46,6 +47,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,6 +59,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "data" / "specs"
 GROUPS = ("fedora", "rdo")
+#: The file that marks a --workdir as the harness's (so a rerun may empty it).
+MARKER = ".try-real-specs"
 #: Version given to RDO specs (their spec says ``Version: XXX``; DLRN fills it in).
 RDO_VERSION = "1.0.0"
 
@@ -162,6 +166,30 @@ def run(
             f"{(result.stderr or result.stdout).strip()[-2000:]}"
         )
     return result
+
+
+def run_session(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in its own process group; on timeout the whole group is killed."""
+    with subprocess.Popen(  # noqa: S603 - an argv (never a shell), built here
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    ) as child:
+        try:
+            out, err = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            out, err = child.communicate()
+            err += f"\ntry_real_specs: killed after {timeout:g} s\n"
+        return subprocess.CompletedProcess(argv, child.returncode, out, err)
 
 
 def git_env(home: Path) -> dict[str, str]:
@@ -465,14 +493,22 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.workdir:
         work = args.workdir.resolve()
-        if work.exists():
+        if work.exists() and any(work.iterdir()):
+            if not (work / MARKER).is_file():
+                print(f"try_real_specs: {work} is not empty and not ours: choose another --workdir",
+                      file=sys.stderr)  # fmt: skip
+                return 2
             shutil.rmtree(work)
-        work.mkdir(parents=True)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / MARKER).write_text("made by scripts/try_real_specs.py; removed by its next run\n")
     else:
         work = Path(tempfile.mkdtemp(prefix="try-real-specs-"))
     started = time.monotonic()
     try:
         results = build_all(args, specs, work)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"try_real_specs: {exc}", file=sys.stderr)
+        return 2
     finally:
         if not args.workdir and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -579,7 +615,7 @@ def build_all(
     if args.verbose:
         print(f"$ (cd {super_dir} && {' '.join(cmd)})", flush=True)
     started = time.monotonic()
-    done = run(cmd, cwd=super_dir, env=env, timeout=args.timeout, check=False)
+    done = run_session(cmd, cwd=super_dir, env=env, timeout=args.timeout)
     build_seconds = time.monotonic() - started
     if not report_file.is_file():
         raise RuntimeError(
