@@ -357,6 +357,59 @@ def predicted_problems(entry: dict[str, Any], version: str) -> list[str]:
     return problems
 
 
+def archive_tops(srpm: Path, name: str, work: Path) -> set[str] | None:
+    """The top-level entries of the archive ``name`` inside ``srpm`` (None: not there)."""
+    import tarfile
+    import zipfile
+
+    out = work / "unpacked"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    payload = subprocess.run(
+        ["rpm2cpio", os.fspath(srpm)], capture_output=True, check=True, stdin=subprocess.DEVNULL
+    ).stdout
+    subprocess.run(["cpio", "-idm", "--quiet"], cwd=out, input=payload, check=True)
+    archive = out / name
+    if not archive.is_file():
+        return None
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+    elif name.endswith((".tar.zst", ".tzst")):
+        raw = subprocess.run(
+            ["zstd", "-dc", os.fspath(archive)],
+            capture_output=True,
+            check=True,
+            stdin=subprocess.DEVNULL,
+        ).stdout
+        plain = out / "plain.tar"
+        plain.write_bytes(raw)
+        with tarfile.open(plain) as tf:
+            names = tf.getnames()
+    else:
+        with tarfile.open(archive, "r:*") as tf:
+            names = tf.getnames()
+    return {n.split("/", 1)[0] for n in names if n and n not in (".", "./")}
+
+
+def layout_problem(entry: dict[str, Any], srpm: Path, work: Path) -> str | None:
+    """What is wrong with the archive superbuild put in ``srpm``, as %prep will unpack it."""
+    source0 = (entry.get("source0") or "").replace("XXX", RDO_VERSION)
+    folder = (entry.get("prep_folder") or "").replace("XXX", RDO_VERSION).split("/", 1)[0]
+    if not source0 or not folder:
+        return None
+    tops = archive_tops(srpm, source0, work)
+    if tops is None:
+        return f"archive: {source0} is not in the SRPM"
+    if entry.get("prep_creates"):
+        if tops == {folder}:
+            return f"-c: %prep makes {folder}/, the archive has {folder}/ too (one level too deep)"
+        return None
+    if tops != {folder}:
+        return f"top folder: %prep enters {folder}/, superbuild's archive has {', '.join(sorted(tops))}"
+    return None
+
+
 def git_commit_all(repo: Path, env: dict[str, str], message: str) -> str:
     run(["git", "add", "-A"], cwd=repo, env=env)
     run(["git", "commit", "-q", "--no-verify", "-m", message], cwd=repo, env=env)
@@ -642,7 +695,11 @@ def build_all(
                 )
                 if problem:
                     problems.append(f"{Path(artifact).name}: {problem}")
-            layout = [p for p in entry["predicted"] if p.startswith(("-c", "top folder"))]
+            layout = []
+            for srpm in srpms:
+                found = layout_problem(entry, Path(srpm), Path(tempfile.mkdtemp()))
+                if found:
+                    layout.append(found)
             if problems:
                 entry["predicted"].append(f"Release provenance: {problems[0]}")
                 entry.update(cls="built, Release provenance wrong", line=problems[0])

@@ -144,7 +144,15 @@ def parsed(text: str, macros: Sequence[tuple[str, str]] = ()) -> Iterator[Any]:
             )
         except Exception as exc:  # specfile raises RPMException and friends
             raise SpecError(_one_line(exc)) from None
-        yield spec
+        try:
+            yield spec
+        except SpecError:
+            raise
+        except Exception as exc:  # rpm parsed it, but specfile cannot map a part of it
+            raise SpecError(
+                f"specfile cannot read this spec's structure ({type(exc).__name__}: "
+                f"{_one_line(exc)})"
+            ) from None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -155,12 +163,7 @@ def _one_line(exc: BaseException) -> str:
 def read_spec(text: str, macros: Sequence[tuple[str, str]] = ()) -> SpecFacts:
     """Ask rpm what ``text`` builds (raises :class:`SpecError` if rpm cannot parse it)."""
     with parsed(prelude(text) + text, macros) as spec:
-        try:
-            return _facts(spec)
-        except SpecError:
-            raise
-        except Exception as exc:  # the spec parses, but specfile cannot map a part of it
-            raise SpecError(_one_line(exc)) from None
+        return _facts(spec)
 
 
 def _facts(spec: Any) -> SpecFacts:
@@ -189,15 +192,7 @@ def _facts(spec: Any) -> SpecFacts:
                 )
     header = spec.rpm_spec.sourceHeader  # rpm's own answer, dist tag included
     name, version, release = (_text(header[tag]) for tag in ("name", "version", "release"))
-    archive_dir, creates_dir = f"{name}-{version}", False
-    with contextlib.suppress(Exception), spec.prep() as prep:  # no %prep: the default
-        for macro in prep.macros:
-            if macro.name in ("%setup", "%autosetup"):
-                options = macro.options
-                if options.n:
-                    archive_dir = spec.expand(str(options.n))
-                creates_dir = bool(options.c)
-                break
+    archive_dir, creates_dir = _prep_folder(_text(spec.rpm_spec.prep or ""), f"{name}-{version}")
     raw = spec.raw_release or ""
     epoch = header["epoch"]
     return SpecFacts(
@@ -210,6 +205,31 @@ def _facts(spec: Any) -> SpecFacts:
         creates_dir=creates_dir,
         autorelease=bool(_AUTORELEASE_RE.search(raw)) or bool(spec.has_autorelease),
     )
+
+
+_CD_RE = re.compile(r"^cd '([^'/][^']*)'$")
+_MKDIR_RE = re.compile(r"^(?:\S*/)?mkdir -p '?([^'/\s][^'\s]*)'?$")
+
+
+def _prep_folder(prep: str, default: str) -> tuple[str, bool]:
+    """The folder rpm's expanded ``%prep`` enters first after ``%setup``, and whether it
+    made it (``-c``); ``default`` when %prep enters none.
+
+    Reading rpm's expansion (not the ``%setup`` line) covers every wrapper:
+    ``%autosetup``, ``%forgesetup``, ``%forgeautosetup``, ``%pypi_source`` helpers.
+    """
+    created: set[str] = set()
+    for raw in prep.splitlines():
+        line = raw.strip()
+        made = _MKDIR_RE.match(line)
+        if made:
+            created.add(made.group(1))
+            continue
+        entered = _CD_RE.match(line)
+        if entered:
+            folder = entered.group(1)
+            return folder, folder in created
+    return default, False
 
 
 def _text(value: Any) -> str:
