@@ -22,6 +22,7 @@ from superbuild.manifest import (
     check_paths,
     load_product,
 )
+from superbuild.submodules import initialized
 
 Status = Literal["added", "deleted", "modified", "moved", "typechange"]
 Direction = Literal["forward", "backward", "sideways", "unknown"]
@@ -93,14 +94,13 @@ class ChangeSet:
         """The chain from a changed submodule or manifest to ``name``."""
         self.product.get(name)  # unknown package -> error
         if name not in self.affected:
-            return f"{name} is not affected between {_short(self.base)} and {_short(self.head)}"
+            return (
+                f"{name} is not affected between {g.short_oid(self.base, '(root)')} "
+                f"and {g.short_oid(self.head)}"
+            )
         chain = self.product.graph.chain_to(name, self.reasons, within=self.affected)
         assert chain is not None
         return " <- ".join(chain) + f" ({self.reasons[chain[-1]]})"
-
-
-def _short(oid: str | None) -> str:
-    return oid[:7] if oid else "(root)"
 
 
 class Range(NamedTuple):
@@ -258,7 +258,7 @@ def direction(sub_repo: Path, old: str, new: str) -> Direction:
     revert of the bump); ``sideways``: neither (e.g. after a force-push in the
     submodule); ``unknown``: the submodule is not initialized or lacks a commit.
     """
-    if not (sub_repo / ".git").exists():
+    if not initialized(sub_repo):
         return "unknown"
     result = g.git(sub_repo, "merge-base", old, new, check=False)
     if result.returncode == 1:
@@ -292,15 +292,14 @@ def with_directions(repo: Path, changes: list[Change]) -> list[Change]:
     def judge(change: Change) -> Direction:
         assert change.old_commit and change.new_commit
         sub = repo / change.path
-        if not (sub / ".git").exists() and change.old_path:
+        if not initialized(sub) and change.old_path:
             sub = repo / change.old_path
         return direction(sub, change.old_commit, change.new_commit)
 
     live = [
         c
         for c in todo
-        if (repo / c.path / ".git").exists()
-        or (c.old_path and (repo / c.old_path / ".git").exists())
+        if initialized(repo / c.path) or (c.old_path and initialized(repo / c.old_path))
     ]
     found: dict[str, Direction] = {c.path: "unknown" for c in todo}
     if live:
@@ -451,8 +450,8 @@ def _changeset(
 
 
 def _describe(change: Change) -> str:
-    old = _short(change.old_commit) if change.old_commit else None
-    new = _short(change.new_commit)
+    old = g.short_oid(change.old_commit) if change.old_commit else None
+    new = g.short_oid(change.new_commit)
     if change.status == "modified":
         return f"gitlink {old} -> {new}"
     if change.status == "moved":
