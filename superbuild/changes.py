@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from superbuild import git as g
+from superbuild.ci import GREEN, resolve_green
 from superbuild.errors import GitError, UsageError
 from superbuild.manifest import (
     MANIFESTS_DIR,
@@ -109,51 +110,6 @@ class Range(NamedTuple):
     head_ids: tuple[str | None, str | None]  # manifests tree, settings blob
     base_ids: tuple[str | None, str | None] | None  # None: unknown yet (explicit base)
     warnings: tuple[str, ...] = ()
-
-
-GREEN = "green"
-GREEN_PREFIX = "refs/superbuild/green/"
-GREEN_REMOTE = "origin"
-
-
-def current_branch(repo: Path) -> str | None:
-    """The branch being built: the checked-out one, else what CI says it builds."""
-    import os
-
-    result = g.git(repo, "symbolic-ref", "--short", "-q", "HEAD", check=False)
-    name = result.stdout.decode().strip()
-    if name:
-        return name
-    for var in ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BRANCH_NAME"):
-        if os.environ.get(var):
-            return os.environ[var]
-    return None
-
-
-def green_ref(branch: str) -> str:
-    return GREEN_PREFIX + branch
-
-
-def resolve_green(repo: Path) -> tuple[str | None, str | None]:
-    """The last green commit of the current branch (fetched if not local), or a warning."""
-    branch = current_branch(repo)
-    if branch is None:
-        return None, (
-            "--base green: cannot tell the branch (detached HEAD): comparing with head's "
-            "first parent"
-        )
-    ref = green_ref(branch)
-    [found] = g.resolve(repo, [f"{ref}^{{commit}}"])
-    if found is None:
-        # Ephemeral CI machines: the ref lives on the remote (superbuild mark-green --push).
-        g.git(repo, "fetch", "-q", GREEN_REMOTE, f"+{ref}:{ref}", check=False)
-        [found] = g.resolve(repo, [f"{ref}^{{commit}}"])
-    if found is None:
-        return None, (
-            f"--base green: no green commit recorded for branch {branch!r} ({ref}): "
-            "comparing with head's first parent"
-        )
-    return found[0], None
 
 
 def _ids(found: list[tuple[str, str] | None], i: int) -> tuple[str | None, str | None]:
