@@ -20,7 +20,6 @@ from superbuild.manifest import (
     MANIFESTS_DIR,
     SETTINGS_FILE,
     Product,
-    check_paths,
     load_product,
 )
 from superbuild.submodules import initialized
@@ -171,9 +170,10 @@ def cache_dir(repo: Path) -> Path:
 
 def load_head(repo: Path, rng: Range) -> tuple[Product, dict[str, str]]:
     """The product at head, validated (manifest paths must be gitlinks), and its gitlinks."""
-    product = load_product(repo, rng.head, cache_dir=cache_dir(repo), tree_ids=rng.head_ids)
     links = g.gitlinks(repo, rng.head)
-    check_paths(product, links)
+    product = load_product(
+        repo, rng.head, cache_dir=cache_dir(repo), tree_ids=rng.head_ids, links=links
+    )
     return product, links
 
 
@@ -198,8 +198,9 @@ def detect(repo: Path, rng: Range) -> ChangeSet:
         lister.join()
     if errors:
         raise errors[0]
-    product = load_product(repo, rng.head, cache_dir=cache_dir(repo), tree_ids=rng.head_ids)
-    check_paths(product, links)
+    product = load_product(
+        repo, rng.head, cache_dir=cache_dir(repo), tree_ids=rng.head_ids, links=links
+    )
     base_product = _load_base(repo, rng, product)
     result = _changeset(repo, rng, raw, product, base_product)
     result.links = links
@@ -380,9 +381,9 @@ def _changeset(
         old = base_product.entries.get(name)
         if old is None:
             why = "manifest added"
-        elif old["blob"] != entry["blob"]:
+        elif old.blob != entry.blob:
             why = "manifest changed"
-        elif not same_settings and old["digest"] != entry["digest"]:
+        elif not same_settings and old.digest != entry.digest:
             why = f"{SETTINGS_FILE} changed"
         else:
             continue

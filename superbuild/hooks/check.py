@@ -246,7 +246,7 @@ def _range(repo: Path, remote: str | None, oldest: PushedCommit, tip: str) -> Ra
 def _queue(ctx: _Context, ref: RefUpdate, changeset: ChangeSet, pending: _Pending) -> None:
     product = changeset.product
     for name, entry in product.entries.items():
-        ctx.names.setdefault(entry["path"], name)
+        ctx.names.setdefault(entry.path, name)
     for path in changeset.unmanaged:
         if path not in changeset.links:
             continue  # deleted: nothing is published at that path any more
