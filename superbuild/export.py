@@ -64,14 +64,17 @@ def unpack(tarball: Path, dest: Path, *, prefix: str = "") -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.unpack-"))
     try:
-        with tarfile.open(tarball, "r:*") as tar:
-            if hasattr(tarfile, "tar_filter"):
-                tar.extractall(scratch, filter="tar")
-            else:  # pragma: no cover - Python without extraction filters (< 3.10.12)
-                members = tar.getmembers()
-                for member in members:
-                    _check_member(member)
-                tar.extractall(scratch, members)
+        try:
+            with tarfile.open(tarball, "r:*") as tar:
+                if hasattr(tarfile, "tar_filter"):
+                    tar.extractall(scratch, filter="tar")
+                else:  # pragma: no cover - Python without extraction filters (< 3.10.12)
+                    members = tar.getmembers()
+                    for member in members:
+                        _check_member(member)
+                    tar.extractall(scratch, members)
+        except tarfile.TarError as exc:  # FilterError (a name outside) is one
+            raise SuperbuildError(f"cannot unpack {tarball}: {exc}") from None
         top = scratch / prefix if prefix else scratch
         top.mkdir(parents=True, exist_ok=True)
         if dest.is_dir() and not dest.is_symlink():
