@@ -4,6 +4,11 @@ Everything that scales with the number of submodules or manifests goes through a
 single git process (``diff-tree -r -z``, ``ls-tree -r -z``, ``cat-file --batch``);
 paths are read NUL-separated and never unquoted.  GitPython is not imported here:
 its object layer costs a process or a tree scan per submodule and 100 ms to import.
+
+Two environments, one policy each: :func:`git_env` for superbuild's own git commands
+(drops what points git at another repository, keeps what configures it) and
+:func:`user_env` for a user's command (drops every ``GIT_*``: run from a hook, it must
+not inherit ``GIT_DIR``).
 """
 
 from __future__ import annotations

@@ -67,18 +67,6 @@ class Report:
         )
 
 
-def _push_fix(sub: Path, path: str, commit: str) -> str:
-    """How to publish ``commit`` (asked only when it is not published: the failure path)."""
-    remotes = g.git(sub, "remote", check=False).stdout.decode().split()
-    remote = "origin" if "origin" in remotes or not remotes else remotes[0]
-    branches = g.git(
-        sub, "for-each-ref", "--contains", commit, "--format=%(refname:short)", "refs/heads/"
-    ).stdout.decode()
-    branch = branches.split()[0] if branches.split() else None
-    what = branch if branch else f"{commit}:refs/heads/BRANCH"
-    return f"push it first: git -C {shlex.quote(path)} push {remote} {what}"
-
-
 # --------------------------------------------------------------------------- the check
 
 
@@ -312,6 +300,18 @@ def _warn_direction(ctx: _Context, ref: RefUpdate, change: Change) -> None:
             f"{ctx.label(change.path)}: gitlink moves sideways {old[:12]} -> {new[:12]} "
             "(neither commit descends from the other: a rebase or another branch?)",
         )
+
+
+def _push_fix(sub: Path, path: str, commit: str) -> str:
+    """How to publish ``commit`` (asked only when it is not published: the failure path)."""
+    remotes = g.git(sub, "remote", check=False).stdout.decode().split()
+    remote = "origin" if "origin" in remotes or not remotes else remotes[0]
+    branches = g.git(
+        sub, "for-each-ref", "--contains", commit, "--format=%(refname:short)", "refs/heads/"
+    ).stdout.decode()
+    branch = branches.split()[0] if branches.split() else None
+    what = branch if branch else f"{commit}:refs/heads/BRANCH"
+    return f"push it first: git -C {shlex.quote(path)} push {remote} {what}"
 
 
 def _verify(ctx: _Context, ref: RefUpdate, package: Package, commit: str) -> str | None:
