@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from superbuild import git as g
+from superbuild.ci import GREEN, resolve_green
 from superbuild.errors import GitError, UsageError
 from superbuild.manifest import (
     MANIFESTS_DIR,
     SETTINGS_FILE,
     Product,
-    check_paths,
     load_product,
 )
+from superbuild.submodules import initialized
 
 Status = Literal["added", "deleted", "modified", "moved", "typechange"]
 Direction = Literal["forward", "backward", "sideways", "unknown"]
@@ -93,14 +94,13 @@ class ChangeSet:
         """The chain from a changed submodule or manifest to ``name``."""
         self.product.get(name)  # unknown package -> error
         if name not in self.affected:
-            return f"{name} is not affected between {_short(self.base)} and {_short(self.head)}"
+            return (
+                f"{name} is not affected between {g.short_oid(self.base, '(root)')} "
+                f"and {g.short_oid(self.head)}"
+            )
         chain = self.product.graph.chain_to(name, self.reasons, within=self.affected)
         assert chain is not None
         return " <- ".join(chain) + f" ({self.reasons[chain[-1]]})"
-
-
-def _short(oid: str | None) -> str:
-    return oid[:7] if oid else "(root)"
 
 
 class Range(NamedTuple):
@@ -109,51 +109,6 @@ class Range(NamedTuple):
     head_ids: tuple[str | None, str | None]  # manifests tree, settings blob
     base_ids: tuple[str | None, str | None] | None  # None: unknown yet (explicit base)
     warnings: tuple[str, ...] = ()
-
-
-GREEN = "green"
-GREEN_PREFIX = "refs/superbuild/green/"
-GREEN_REMOTE = "origin"
-
-
-def current_branch(repo: Path) -> str | None:
-    """The branch being built: the checked-out one, else what CI says it builds."""
-    import os
-
-    result = g.git(repo, "symbolic-ref", "--short", "-q", "HEAD", check=False)
-    name = result.stdout.decode().strip()
-    if name:
-        return name
-    for var in ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BRANCH_NAME"):
-        if os.environ.get(var):
-            return os.environ[var]
-    return None
-
-
-def green_ref(branch: str) -> str:
-    return GREEN_PREFIX + branch
-
-
-def resolve_green(repo: Path) -> tuple[str | None, str | None]:
-    """The last green commit of the current branch (fetched if not local), or a warning."""
-    branch = current_branch(repo)
-    if branch is None:
-        return None, (
-            "--base green: cannot tell the branch (detached HEAD): comparing with head's "
-            "first parent"
-        )
-    ref = green_ref(branch)
-    [found] = g.resolve(repo, [f"{ref}^{{commit}}"])
-    if found is None:
-        # Ephemeral CI machines: the ref lives on the remote (superbuild mark-green --push).
-        g.git(repo, "fetch", "-q", GREEN_REMOTE, f"+{ref}:{ref}", check=False)
-        [found] = g.resolve(repo, [f"{ref}^{{commit}}"])
-    if found is None:
-        return None, (
-            f"--base green: no green commit recorded for branch {branch!r} ({ref}): "
-            "comparing with head's first parent"
-        )
-    return found[0], None
 
 
 def _ids(found: list[tuple[str, str] | None], i: int) -> tuple[str | None, str | None]:
@@ -215,9 +170,10 @@ def cache_dir(repo: Path) -> Path:
 
 def load_head(repo: Path, rng: Range) -> tuple[Product, dict[str, str]]:
     """The product at head, validated (manifest paths must be gitlinks), and its gitlinks."""
-    product = load_product(repo, rng.head, cache_dir=cache_dir(repo), tree_ids=rng.head_ids)
     links = g.gitlinks(repo, rng.head)
-    check_paths(product, links)
+    product = load_product(
+        repo, rng.head, cache_dir=cache_dir(repo), tree_ids=rng.head_ids, links=links
+    )
     return product, links
 
 
@@ -242,8 +198,9 @@ def detect(repo: Path, rng: Range) -> ChangeSet:
         lister.join()
     if errors:
         raise errors[0]
-    product = load_product(repo, rng.head, cache_dir=cache_dir(repo), tree_ids=rng.head_ids)
-    check_paths(product, links)
+    product = load_product(
+        repo, rng.head, cache_dir=cache_dir(repo), tree_ids=rng.head_ids, links=links
+    )
     base_product = _load_base(repo, rng, product)
     result = _changeset(repo, rng, raw, product, base_product)
     result.links = links
@@ -258,7 +215,7 @@ def direction(sub_repo: Path, old: str, new: str) -> Direction:
     revert of the bump); ``sideways``: neither (e.g. after a force-push in the
     submodule); ``unknown``: the submodule is not initialized or lacks a commit.
     """
-    if not (sub_repo / ".git").exists():
+    if not initialized(sub_repo):
         return "unknown"
     result = g.git(sub_repo, "merge-base", old, new, check=False)
     if result.returncode == 1:
@@ -292,15 +249,14 @@ def with_directions(repo: Path, changes: list[Change]) -> list[Change]:
     def judge(change: Change) -> Direction:
         assert change.old_commit and change.new_commit
         sub = repo / change.path
-        if not (sub / ".git").exists() and change.old_path:
+        if not initialized(sub) and change.old_path:
             sub = repo / change.old_path
         return direction(sub, change.old_commit, change.new_commit)
 
     live = [
         c
         for c in todo
-        if (repo / c.path / ".git").exists()
-        or (c.old_path and (repo / c.old_path / ".git").exists())
+        if initialized(repo / c.path) or (c.old_path and initialized(repo / c.old_path))
     ]
     found: dict[str, Direction] = {c.path: "unknown" for c in todo}
     if live:
@@ -425,9 +381,9 @@ def _changeset(
         old = base_product.entries.get(name)
         if old is None:
             why = "manifest added"
-        elif old["blob"] != entry["blob"]:
+        elif old.blob != entry.blob:
             why = "manifest changed"
-        elif not same_settings and old["digest"] != entry["digest"]:
+        elif not same_settings and old.digest != entry.digest:
             why = f"{SETTINGS_FILE} changed"
         else:
             continue
@@ -451,8 +407,8 @@ def _changeset(
 
 
 def _describe(change: Change) -> str:
-    old = _short(change.old_commit) if change.old_commit else None
-    new = _short(change.new_commit)
+    old = g.short_oid(change.old_commit) if change.old_commit else None
+    new = g.short_oid(change.new_commit)
     if change.status == "modified":
         return f"gitlink {old} -> {new}"
     if change.status == "moved":

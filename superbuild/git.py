@@ -4,6 +4,11 @@ Everything that scales with the number of submodules or manifests goes through a
 single git process (``diff-tree -r -z``, ``ls-tree -r -z``, ``cat-file --batch``);
 paths are read NUL-separated and never unquoted.  GitPython is not imported here:
 its object layer costs a process or a tree scan per submodule and 100 ms to import.
+
+Two environments, one policy each: :func:`git_env` for superbuild's own git commands
+(drops what points git at another repository, keeps what configures it) and
+:func:`user_env` for a user's command (drops every ``GIT_*``: run from a hook, it must
+not inherit ``GIT_DIR``).
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ _KEEP_GIT_VARS = frozenset(
 
 
 def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of superbuild's own git commands: ``base`` (default ``os.environ``)
+    without the variables that point git at another repository (``GIT_DIR``,
+    ``GIT_WORK_TREE``, ``GIT_INDEX_FILE``... as a hook gets them), keeping those that
+    configure it (:data:`_KEEP_GIT_VARS`, ``GIT_CONFIG_KEY_<n>``), with ``LC_ALL=C``."""
     env = dict(os.environ if base is None else base)
     for key in list(env):
         if key.startswith("GIT_") and not (
@@ -65,10 +74,22 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def user_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a user's command (``verify``, build steps): ``base`` (default
+    ``os.environ``) without any ``GIT_*`` variable.
+
+    Run from a git hook, superbuild inherits ``GIT_DIR`` and friends: a user's command
+    must not, or its own git commands would work on the superproject.
+    """
+    env = os.environ if base is None else base
+    return {k: v for k, v in env.items() if not k.startswith("GIT_")}
+
+
 _ENV: dict[str, str] | None = None
 
 
-def _env() -> dict[str, str]:
+def default_git_env() -> dict[str, str]:
+    """:func:`git_env` of this process's environment, computed once (do not modify it)."""
     global _ENV  # noqa: PLW0603 - computed once per process
     if _ENV is None:
         _ENV = git_env()
@@ -86,7 +107,7 @@ def git(
     try:
         return proc.run(
             ["git", "-C", os.fspath(repo), *args],
-            env=_env(),
+            env=default_git_env(),
             input=input,
             check=check,
             what=what or f"git {args[0]}",
@@ -100,8 +121,30 @@ def decode_path(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def encode_path(path: str) -> bytes:
-    return path.encode("utf-8", "surrogateescape")
+def is_oid(text: str) -> bool:
+    """True for a full object id (40 or 64 lowercase hex digits)."""
+    return len(text) in (40, 64) and not text.strip("0123456789abcdef")
+
+
+def short_oid(oid: str | None, missing: str = "-") -> str:
+    """An object id as people read it (7 digits); ``missing`` when there is none."""
+    return oid[:7] if oid else missing
+
+
+def first_line(stderr: bytes) -> str:
+    """The line of git's stderr that says why it failed.
+
+    git writes the cause first (``fatal: 'x' does not appear to be a git repository``,
+    ``ssh: Could not resolve hostname ...``) and generic advice last (``Please make sure
+    ... and the repository exists.``): the first line that is not blank, a ``hint:`` or a
+    ``warning:``; empty if there is none.
+    """
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
+    lines = [line for line in lines if line]
+    for line in lines:
+        if not line.startswith(("hint:", "warning:")):
+            return line
+    return lines[0] if lines else ""
 
 
 # --------------------------------------------------------------------------- locating
@@ -172,11 +215,6 @@ def rev_commit(repo: Path, rev: str, option: str = "revision") -> str:
     return found[0]
 
 
-def first_parent(repo: Path, commit: str) -> str | None:
-    [found] = resolve(repo, [f"{commit}^1^{{commit}}"])
-    return None if found is None else found[0]
-
-
 def merge_base(repo: Path, a: str, b: str) -> str:
     result = git(repo, "merge-base", a, b, check=False)
     if result.returncode != 0 or not result.stdout.strip():
@@ -184,14 +222,6 @@ def merge_base(repo: Path, a: str, b: str) -> str:
             f"no common ancestor between {a[:12]} and {b[:12]}: pass a --base that shares history with --head"
         )
     return result.stdout.decode().split()[0]
-
-
-def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool | None:
-    """True/False, or None when either commit is not present in ``repo``."""
-    result = git(repo, "merge-base", "--is-ancestor", ancestor, descendant, check=False)
-    if result.returncode in (0, 1):
-        return result.returncode == 0
-    return None
 
 
 # --------------------------------------------------------------------------- trees

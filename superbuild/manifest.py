@@ -12,16 +12,17 @@ file that does not parse is ignored and rewritten.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from superbuild import __version__
 from superbuild import git as g
 from superbuild.errors import ManifestError
+from superbuild.submodules import superproject_of
 
 if TYPE_CHECKING:
     from superbuild.graph import DependencyGraph
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 MANIFESTS_DIR = "manifests"
 SETTINGS_FILE = "superbuild.yaml"
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 PIPELINES = ("rpm", "command")
 BUILDERS = ("rpmbuild", "mock")
 STAGES = ("source", "srpm", "rpm", "sign", "command", "verify")
@@ -103,19 +104,66 @@ SETTINGS_SCHEMA: dict[str, Any] = {
 }
 
 
+class Entry(NamedTuple):
+    """One validated manifest as the cache stores it: the fields of
+    :class:`~superbuild.package.Package`, in its order, then its digest.
+
+    A NamedTuple, not the dataclass: change detection on a warm cache reads a thousand
+    of these and never imports :mod:`dataclasses`.
+    """
+
+    name: str
+    path: str
+    manifest: str
+    requires: tuple[str, ...]
+    pipeline: str
+    description: str
+    spec: str | None
+    version: str | None
+    builder: str | None
+    mock_config: str | None
+    commands: tuple[str, ...]
+    verify: tuple[str, ...]
+    timeouts: tuple[tuple[str, float], ...]
+    env: tuple[tuple[str, str], ...]
+    source: str
+    blob: str
+    digest: str
+
+    def __getitem__(self, key: Any) -> Any:
+        # Transitional: superbuild.state.build_inputs still reads entry["path"].  Remove
+        # once it reads entry.path (the restructure moves it to state/keys.py).
+        if isinstance(key, str):
+            return getattr(self, key)
+        return tuple.__getitem__(self, key)
+
+    @classmethod
+    def of(cls, package: Package) -> Entry:
+        return cls._make((*package.values(), package.digest))
+
+    def package(self) -> Package:
+        from superbuild.package import Package
+
+        return Package.of_values(self[:-1], digest=self.digest)
+
+
+#: The keys of a cached entry: :class:`~superbuild.package.Package`'s fields and its digest.
+ENTRY_KEYS = frozenset(Entry._fields)
+
+
 class Product:
     """The packages of one superproject commit.
 
-    Holds the cached entries (plain dicts, see :meth:`Package.to_entry`) and settings
-    (:meth:`Settings.to_dict`); the :class:`~superbuild.package.Package` and
-    :class:`~superbuild.package.Settings` records are made on first use, so that change
-    detection on a warm cache neither builds a thousand objects nor imports dataclasses.
+    Holds the cached entries (:class:`Entry`) and settings (:meth:`Settings.to_dict`);
+    the :class:`~superbuild.package.Package` and :class:`~superbuild.package.Settings`
+    records are made on first use, so that change detection on a warm cache neither
+    builds a thousand objects nor imports dataclasses.
     """
 
     def __init__(
         self,
         commit: str | None,
-        entries: Mapping[str, Mapping[str, Any]],
+        entries: Mapping[str, Entry],
         settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.commit = commit
@@ -128,7 +176,7 @@ class Product:
     ) -> Product:
         product = cls(
             commit,
-            {p.name: p.to_entry() for p in packages},
+            {p.name: Entry.of(p) for p in packages},
             settings.to_dict() if settings is not None else None,
         )
         product.__dict__["packages"] = {p.name: p for p in sorted(packages, key=lambda p: p.name)}
@@ -144,29 +192,27 @@ class Product:
 
     @cached_property
     def packages(self) -> dict[str, Package]:
-        from superbuild.package import Package
-
-        return {name: Package.from_dict(e) for name, e in self.entries.items()}
+        return {name: e.package() for name, e in self.entries.items()}
 
     @cached_property
     def _by_path(self) -> dict[str, str]:
-        return {e["path"]: name for name, e in self.entries.items()}
+        return {e.path: name for name, e in self.entries.items()}
 
     def name_at(self, path: str) -> str | None:
         """The package whose manifest claims submodule ``path``."""
         return self._by_path.get(path)
 
     def blob(self, name: str) -> str:
-        return str(self.entries[name]["blob"])
+        return self.entries[name].blob
 
     def digest(self, name: str) -> str:
-        return str(self.entries[name]["digest"])
+        return self.entries[name].digest
 
     @cached_property
     def graph(self) -> DependencyGraph:
         from superbuild.graph import DependencyGraph
 
-        return DependencyGraph({n: e["requires"] for n, e in self.entries.items()})
+        return DependencyGraph({n: e.requires for n, e in self.entries.items()})
 
     def get(self, name: str) -> Package:
         try:
@@ -195,11 +241,6 @@ def manifest_name(path: str) -> str | None:
     return None
 
 
-def is_manifest_path(path: str) -> bool:
-    """True for ``manifests/**/<name>.yaml`` paths of the superproject."""
-    return path.startswith(MANIFESTS_DIR + "/") and manifest_name(path) is not None
-
-
 def load_product(
     repo: Path,
     commit: str,
@@ -207,9 +248,13 @@ def load_product(
     strict: bool = True,
     cache_dir: Path | None = None,
     tree_ids: tuple[str | None, str | None] | None = None,
+    links: Mapping[str, str] | None = None,
 ) -> Product:
     """Read, validate and default the manifests of ``commit``.
 
+    ``strict`` raises one :class:`ManifestError` listing every problem: of the files
+    (YAML, schema, names, ``requires``, cycles) and, given ``links`` (the commit's
+    gitlinks: path -> commit), of each manifest ``path`` that is not a gitlink.
     ``strict=False`` is for the *base* side of a comparison: problems are tolerated and
     whatever parses is used to name packages.  ``tree_ids`` are the object ids of
     ``commit:manifests`` and ``commit:superbuild.yaml`` when the caller resolved them.
@@ -223,53 +268,44 @@ def load_product(
     tree, settings_blob = tree_ids
     if tree is None:
         if strict:
-            raise ManifestError(
-                f"commit {commit[:12]} has no {MANIFESTS_DIR}/ folder: describe each package in "
-                f"{MANIFESTS_DIR}/<name>.yaml (see docs/manifest.md)"
-            )
+            raise ManifestError(_no_manifests(repo, commit))
         return Product(commit, {})
     key = (
         f"manifests-{CACHE_FORMAT}-{__version__}-{sys.implementation.cache_tag}-"
         f"{tree}-{settings_blob or 'none'}.marshal"
     )
-    if cache_dir is not None:
-        cached = _read_cache(cache_dir / key)
-        if cached is not None:
-            return Product(commit, cached[0], cached[1])
-    packages, settings, problems = _parse(repo, tree, settings_blob)
+    cached = _read_cache(cache_dir / key) if cache_dir is not None else None
+    if cached is not None:
+        product = Product(commit, cached[0], cached[1])
+        problems: list[str] = []
+    else:
+        packages, settings, problems = _parse(repo, tree, settings_blob)
+        product = Product.of(commit, packages.values(), settings)
+        if cache_dir is not None and not problems:
+            _write_cache(cache_dir / key, product)
+    if strict and links is not None:
+        problems += path_problems(product, links)
     if problems and strict:
         raise ManifestError.many(problems)
-    product = Product.of(commit, packages.values(), settings)
-    if cache_dir is not None and not problems:
-        _write_cache(cache_dir / key, product)
     return product
 
 
-#: The keys of a cached entry: :class:`~superbuild.package.Package`'s fields and its digest.
-ENTRY_KEYS = frozenset(
-    (
-        "name",
-        "path",
-        "manifest",
-        "requires",
-        "pipeline",
-        "description",
-        "spec",
-        "version",
-        "builder",
-        "mock_config",
-        "commands",
-        "verify",
-        "timeouts",
-        "env",
-        "source",
-        "blob",
-        "digest",
+def _no_manifests(repo: Path, commit: str) -> str:
+    """Why a commit without ``manifests/`` cannot be analysed (an error path: may ask git)."""
+    found = superproject_of(repo)
+    if found is not None:
+        top, path = found
+        return (
+            f"commit {commit[:12]} has no {MANIFESTS_DIR}/ folder: you are inside submodule "
+            f"{path} of {top}: run superbuild there (or with -C {top})"
+        )
+    return (
+        f"commit {commit[:12]} has no {MANIFESTS_DIR}/ folder: describe each package in "
+        f"{MANIFESTS_DIR}/<name>.yaml (see docs/manifest.md)"
     )
-)
 
 
-def _read_cache(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]] | None:
+def _read_cache(path: Path) -> tuple[dict[str, Entry], dict[str, Any]] | None:
     """Read a cache file: a CRC-32 of the payload, then the payload in ``marshal`` format.
 
     marshal (not JSON) because it loads 1,000 entries several times faster; the CRC is
@@ -284,12 +320,11 @@ def _read_cache(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]] 
         if len(raw) < 4 or zlib.crc32(raw[4:]) != int.from_bytes(raw[:4], "big"):
             return None
         data = marshal.loads(raw[4:])
-        entries = data["packages"]
-        # The CRC vouches for the bytes and CACHE_FORMAT for the layout: one entry's keys
-        # are enough to catch a file of another layout that kept the same name.
-        first = next(iter(entries.values()), None) if isinstance(entries, dict) else {}
-        if first is not None and (not isinstance(first, dict) or first.keys() != ENTRY_KEYS):
+        # The CRC vouches for the bytes and CACHE_FORMAT for the layout; the field names
+        # catch a file of another layout that kept the same name.
+        if data["fields"] != Entry._fields:
             return None
+        entries = {values[0]: Entry._make(values) for values in data["packages"]}
         settings = data["settings"]
         if not isinstance(settings, dict):
             return None
@@ -300,19 +335,20 @@ def _read_cache(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]] 
 
 def _write_cache(path: Path, product: Product) -> None:
     import marshal
-    import tempfile
     import zlib
 
-    data = {"packages": dict(product.entries), "settings": product.settings_data}
+    from superbuild.fileio import write_bytes_atomic  # tempfile: only on a cache miss
+
+    data = {
+        "fields": Entry._fields,
+        "packages": [tuple(e) for e in product.entries.values()],
+        "settings": product.settings_data,
+    }
     payload = marshal.dumps(data)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(zlib.crc32(payload).to_bytes(4, "big") + payload)
-        Path(tmp).replace(path)
-    except OSError:
-        pass  # a read-only git dir: no cache, same answers
+    with contextlib.suppress(OSError):  # a read-only git dir: no cache, same answers
+        write_bytes_atomic(
+            path, zlib.crc32(payload).to_bytes(4, "big") + payload, make_parents=True
+        )
 
 
 #: Parsed manifest files of this process: (blob, path, settings blob) -> (package, problems).
@@ -394,8 +430,7 @@ def _parse(
                     f"{pkg.manifest}: requires {unknown_package_message(req, packages)}"
                 )
     packages = dict(sorted(packages.items()))
-    if not problems:
-        problems.extend(_cycle_problems(packages))
+    problems.extend(_cycle_problems(packages))
     return packages, settings, problems
 
 
@@ -439,7 +474,8 @@ def _package(
 def _cycle_problems(packages: Mapping[str, Package]) -> list[str]:
     from superbuild.graph import DependencyGraph
 
-    graph = DependencyGraph({n: p.requires for n, p in packages.items()})
+    # Self-requires are reported on their own; requires of unknown names are ignored.
+    graph = DependencyGraph({n: [r for r in p.requires if r != n] for n, p in packages.items()})
     try:
         graph.waves()  # plain Python: the common, acyclic case never imports networkx
         return []
@@ -452,19 +488,17 @@ def _cycle_problems(packages: Mapping[str, Package]) -> list[str]:
     return [f"dependency cycle: {' -> '.join(cycle)} (in {files}): remove one of these requires"]
 
 
-def check_paths(product: Product, links: Mapping[str, str]) -> None:
+def path_problems(product: Product, links: Mapping[str, str]) -> list[str]:
     """Every manifest ``path`` must be a gitlink in the product's commit."""
     problems = []
+    commit = (product.commit or "")[:12]
     for entry in product.entries.values():
-        path = entry["path"]
-        if path not in links:
-            commit = (product.commit or "")[:12]
+        if entry.path not in links:
             problems.append(
-                f"{entry['manifest']}: path {path!r} is not a submodule (gitlink) in commit {commit}: "
-                f"fix the path or add the submodule (git submodule add URL {path})"
+                f"{entry.manifest}: path {entry.path!r} is not a submodule (gitlink) in commit "
+                f"{commit}: fix the path or add the submodule (git submodule add URL {entry.path})"
             )
-    if problems:
-        raise ManifestError.many(problems)
+    return problems
 
 
 # --------------------------------------------------------------------------- YAML and schema
@@ -600,14 +634,3 @@ def _one_of_hint(schema: Mapping[str, Any]) -> str:
 def schema_documents() -> dict[str, dict[str, Any]]:
     """The JSON schemas, for docs and editors."""
     return {"manifest": MANIFEST_SCHEMA, "settings": SETTINGS_SCHEMA}
-
-
-def changed_manifest_packages(paths: Sequence[str]) -> set[str]:
-    """Package names of changed manifest files (paths relative to the superproject)."""
-    names = set()
-    for path in paths:
-        if is_manifest_path(path):
-            name = manifest_name(path)
-            assert name is not None
-            names.add(name)
-    return names

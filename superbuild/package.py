@@ -8,8 +8,8 @@ cached manifest entries, never pays for importing :mod:`dataclasses`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
@@ -72,37 +72,21 @@ class Package:
             "blob": self.blob,
         }
 
-    def to_entry(self) -> dict[str, Any]:
-        """:meth:`to_dict` plus the digest: what the cache stores."""
-        return {**self.to_dict(), "digest": self.digest}
+    def values(self) -> tuple[Any, ...]:
+        """The field values in field order (a :class:`superbuild.manifest.Entry` without
+        its digest), without the deep copy of :func:`dataclasses.astuple`."""
+        return tuple(getattr(self, f) for f in _FIELDS)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Package:
-        package = cls._from_dict(data)
-        if "digest" in data:
-            package.__dict__["digest"] = data["digest"]  # computed when it was cached
+    def of_values(cls, values: Sequence[Any], *, digest: str | None = None) -> Package:
+        """The package of :meth:`values`; ``digest``: computed when it was cached."""
+        package = cls(*values)
+        if digest is not None:
+            package.__dict__["digest"] = digest
         return package
 
-    @classmethod
-    def _from_dict(cls, data: Mapping[str, Any]) -> Package:
-        return cls(
-            name=data["name"],
-            path=data["path"],
-            manifest=data["manifest"],
-            requires=tuple(data["requires"]),
-            pipeline=data["pipeline"],
-            description=data["description"],
-            spec=data["spec"],
-            version=data["version"],
-            builder=data["builder"],
-            mock_config=data["mock_config"],
-            commands=tuple(data["commands"]),
-            verify=tuple(data["verify"]),
-            timeouts=tuple((s, float(t)) for s, t in data["timeouts"]),
-            env=tuple((k, v) for k, v in data["env"]),
-            source=data["source"],
-            blob=data["blob"],
-        )
+
+_FIELDS = tuple(f.name for f in fields(Package))
 
 
 @dataclass(frozen=True)

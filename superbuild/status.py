@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from superbuild import git as g
 from superbuild.errors import GitError
+from superbuild.submodules import initialized
 
 if TYPE_CHECKING:
     from superbuild.state import PackageHistory
 
 #: Threads for the per-submodule work.
 WORKERS = 8
-_HEX = frozenset("0123456789abcdef")
 _MAX_SYMREF_DEPTH = 5
 
 
@@ -179,10 +179,6 @@ def _read_text(path: Path) -> str | None:
         raise RefsUnreadable(f"{path} is a directory") from None
 
 
-def _is_oid(text: str) -> bool:
-    return len(text) in (40, 64) and set(text) <= _HEX
-
-
 @dataclass
 class RefStore:
     """The refs of one repository, read from its files like git does.
@@ -217,7 +213,7 @@ class RefStore:
                 if not line or line[0] in "#^":
                     continue
                 oid, _, name = line.partition(" ")
-                if not _is_oid(oid):
+                if not g.is_oid(oid):
                     raise RefsUnreadable(f"unexpected packed-refs line {line[:80]!r}")
                 self._packed[name] = oid
         return self._packed
@@ -236,7 +232,7 @@ class RefStore:
             if value.startswith("ref:"):
                 name = value[4:].strip()
                 continue
-            if not _is_oid(value):
+            if not g.is_oid(value):
                 raise RefsUnreadable(f"unexpected content in {name}: {value[:80]!r}")
             return value
         raise RefsUnreadable(f"symbolic refs nested too deep at {name}")
@@ -254,7 +250,7 @@ class RefStore:
                 text = (_read_text(path) or "").strip()
                 if text.startswith("ref:"):
                     refs.pop(name, None)  # e.g. refs/remotes/origin/HEAD: its target counts
-                elif _is_oid(text):
+                elif g.is_oid(text):
                     refs[name] = text  # a loose ref wins over a packed one
                 else:
                     raise RefsUnreadable(f"unexpected content in {name}")
@@ -394,10 +390,10 @@ def collect(repo: Path, *, workers: int = WORKERS) -> list[SubmoduleStatus]:
         except GitError:
             raise GitError(f"{repo}: the superproject has no commit yet") from None
         product, links = load_head(repo, rng)
-        initialized = [] if bare else [p for p in links if (repo / p / ".git").exists()]
+        checked_out = [] if bare else [p for p in links if initialized(repo / p)]
         cache = UnpushedCache(cache_dir(repo) / UNPUSHED_CACHE)
-        known = cache.load() if initialized else {}
-        checkouts = {path: pool.submit(read_checkout, repo / path, known) for path in initialized}
+        known = cache.load() if checked_out else {}
+        checkouts = {path: pool.submit(read_checkout, repo / path, known) for path in checked_out}
         with BuildState.read(repo) as state:
             _, history, verdicts = verdicts_for(state, product, links)
         flags = flags_job.result() if flags_job is not None else {}

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from superbuild.changes import ChangeSet
+from superbuild.git import short_oid as _short
 from superbuild.manifest import Product
 from superbuild.selection import Plan
 
@@ -26,10 +27,6 @@ def console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else int(os.environ.get("COLUMNS") or 0) or 250
     return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
-
-
-def _short(oid: str | None) -> str:
-    return oid[:7] if oid else "-"
 
 
 def _waves(out: Console, waves: list[list[str]], empty: str) -> None:

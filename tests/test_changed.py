@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
@@ -382,12 +384,38 @@ def test_direction_of_gitlink_moves(
 
 
 def test_cache_entry_keys_are_the_package_fields() -> None:
-    import dataclasses
-
     from superbuild.manifest import ENTRY_KEYS
     from superbuild.package import Package
 
     assert {f.name for f in dataclasses.fields(Package)} | {"digest"} == ENTRY_KEYS
+
+
+def test_entries_are_typed_records_fresh_and_cached(repo: Repo) -> None:
+    from superbuild.changes import cache_dir
+    from superbuild.manifest import Entry, load_product
+    from superbuild.package import Package
+
+    assert Entry._fields == (*(f.name for f in dataclasses.fields(Package)), "digest")
+    repo.package("base")
+    repo.manifest("client", "path: repos/client\nrequires: [base]\nenv: {A: '1'}\ntimeout: 5\n")
+    repo.link("repos/client")
+    head = repo.commit()
+    links = {"repos/base": "x", "repos/client": "y"}
+    fresh = load_product(repo.path, head, cache_dir=cache_dir(repo.path), links=links)
+    cached = load_product(repo.path, head, cache_dir=cache_dir(repo.path), links=links)
+    assert list((repo.path / ".git" / "superbuild").glob("manifests-*"))
+    for product in (fresh, cached):
+        entry = product.entries["client"]
+        assert isinstance(entry, Entry)
+        assert (entry.path, entry.manifest, entry.requires) == (
+            "repos/client",
+            "manifests/client.yaml",
+            ("base",),
+        )
+        assert (entry.env, entry.timeouts, entry.pipeline) == ((("A", "1"),), (("*", 5.0),), "rpm")
+        assert entry.digest == product.packages["client"].digest == product.digest("client")
+        assert product.packages["client"] == fresh.packages["client"]
+    assert cached.entries == fresh.entries
 
 
 def test_changed_does_not_import_dataclasses_or_networkx(repo: Repo) -> None:

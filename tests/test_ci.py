@@ -163,3 +163,37 @@ def test_since_last_success_catches_up_a_half_failed_run(
         capsys, "changed", "-C", str(repo.path), "--since-last-success", "--base", "HEAD~1"
     )
     assert code == 2 and "cannot be combined with --base" in err
+
+
+def test_refused_green_push_shows_gits_reason_and_leaves_the_local_ref(
+    prod: Repo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    remote = tmp_path / "remote.git"
+    prod.git("init", "-q", "--bare", str(remote))
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'green refs are locked on this remote' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    prod.git("remote", "add", "origin", str(remote))
+    earlier = prod.head()
+    code, _, err = cli(capsys, "mark-green", "-C", str(prod.path))
+    assert code == 0, err
+    prod.link("repos/base")
+    later = prod.commit("bump base")
+    code, out, err = cli(capsys, "mark-green", "-C", str(prod.path), "--push", "origin")
+    assert code == 2
+    assert "mark-green: git push origin refs/superbuild/green/main failed" in err
+    assert "green refs are locked on this remote" in err  # the remote's own words
+    assert "pre-receive hook declined" in err
+    assert "refs/superbuild/green/main -> " not in out
+    assert prod.git("rev-parse", "refs/superbuild/green/main").strip() == earlier != later
+    assert "Traceback" not in err
+
+
+def test_github_output_lines() -> None:
+    from superbuild.ci import github_output
+
+    class Found:
+        affected = ["a", "b"]
+        waves = [["a"], ["b"]]
+
+    assert github_output(Found()) == ['packages=["a", "b"]', 'waves=[["a"], ["b"]]', "any=true"]

@@ -98,6 +98,76 @@ def test_path_not_a_gitlink(repo: Repo, capsys: pytest.CaptureFixture[str]) -> N
     assert sha[:12] in line
 
 
+def test_path_problems_come_with_the_other_problems(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One run reports a bad key and a path that is not a submodule (no fix-and-retry)."""
+    base_product(repo)
+    repo.manifest("ghost", "path: repos/ghost\n")
+    repo.link("repos/bad")
+    repo.manifest("bad", "path: repos/bad\nbogus: 1\n")
+    repo.commit()
+    lines = errors_of(capsys, repo)
+    assert [line.split(":")[0] for line in lines] == ["manifests/bad.yaml", "manifests/ghost.yaml"]
+    assert "unknown key 'bogus'" in lines[0]
+    assert "path 'repos/ghost' is not a submodule (gitlink)" in lines[1]
+
+
+def test_manifest_doc_example_is_the_real_output(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/manifest.md shows the errors of one commit: superbuild prints exactly those."""
+    manifests = {
+        "glance": "path: repos/glance\nreqiures: [keystone]\n",
+        "keystone": "path: repos/keystone\nrequires: [a\nb: c\n",
+        "horizon": "path: repos/horizon\nrequires: [python-novaclent]\n",
+        "python-novaclient": "path: repos/python-novaclient\n",
+        "nova": "path: repos/nova\n",
+        "openstack/nova": "path: repos/nova2\n",
+        "nova-compute": "path: repos/nova\n",
+        "ghost": "path: repos/ghost\n",
+        "a": "path: repos/a\nrequires: [b]\n",
+        "b": "path: repos/b\nrequires: [c]\n",
+        "c": "path: repos/c\nrequires: [a]\n",
+    }
+    for name, text in manifests.items():
+        repo.write(f"manifests/{name}.yaml", text)
+        if "ghost" not in text:
+            repo.link(text.split("\n")[0].removeprefix("path: "))
+    commit = repo.commit()
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "manifest.md").read_text()
+    example = doc.split("## Validation", 1)[1].split("```", 2)[1].strip().splitlines()
+    expected = [line.replace("1a2b3c4d5e6f", commit[:12]) for line in example]
+    code, _, err = cli(capsys, "changed", "-C", str(repo.path))
+    assert code == 2
+    assert err.splitlines() == expected
+
+
+def test_inside_a_submodule_names_the_superproject(
+    repo: Repo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lib = Repo(tmp_path / "lib")
+    lib.write("README", "a library\n")
+    lib.commit()
+    base_product(repo)
+    repo.git(
+        "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib.path), "repos/lib"
+    )
+    repo.manifest("lib", "path: repos/lib\n")
+    repo.commit()
+    inside = repo.path / "repos" / "lib"
+    for where in (inside, inside / "sub-folder"):
+        where.mkdir(exist_ok=True)
+        code, _, err = cli(capsys, "changed", "-C", str(where))
+        assert code == 2
+        [line] = err.splitlines()
+        assert line.startswith("superbuild: error: commit ")
+        assert line.endswith(
+            f"has no manifests/ folder: you are inside submodule repos/lib of {repo.path}: "
+            f"run superbuild there (or with -C {repo.path})"
+        )
+
+
 def test_cycle_is_printed(repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
     repo.package("a", requires=("b",))
     repo.package("b", requires=("c",))

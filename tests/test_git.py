@@ -13,6 +13,11 @@ SHA_A = "a" * 40
 SHA_B = "b" * 40
 
 
+def encode(path: str) -> bytes:
+    """The bytes git wrote for a path :func:`superbuild.git.decode_path` decoded."""
+    return path.encode("utf-8", "surrogateescape")
+
+
 def record(old_mode: str, new_mode: str, old: str, new: str, status: str, *paths: bytes) -> bytes:
     return f":{old_mode} {new_mode} {old} {new} {status}".encode() + b"".join(
         b"\0" + p for p in paths
@@ -67,7 +72,7 @@ def test_parse_raw_diff_roundtrip(records: list[tuple[str, str, str, str, str, b
             c.old_oid,
             c.new_oid,
             c.status,
-            g.encode_path(c.path),
+            encode(c.path),
         )
         for c in parsed
     ] == records
@@ -81,9 +86,49 @@ def test_parse_raw_diff_roundtrip(records: list[tuple[str, str, str, str, str, b
 def test_parse_ls_tree_roundtrip(entries: list[tuple[str, str, str, bytes]]) -> None:
     data = b"".join(f"{m} {k} {o}\t".encode() + p + b"\0" for m, k, o, p in entries)
     parsed = g.parse_ls_tree(data)
-    assert [(f"{e.mode:06o}", e.kind, e.oid, g.encode_path(e.path)) for e in parsed] == entries
+    assert [(f"{e.mode:06o}", e.kind, e.oid, encode(e.path)) for e in parsed] == entries
 
 
 def test_non_utf8_path_roundtrips() -> None:
     raw = b"repos/\xff\xfe"
-    assert g.encode_path(g.decode_path(raw)) == raw
+    assert encode(g.decode_path(raw)) == raw
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a" * 40, True),
+        ("b" * 64, True),
+        ("A" * 40, False),
+        ("a" * 39, False),
+        ("g" + "a" * 39, False),
+    ],
+)
+def test_is_oid(text: str, expected: bool) -> None:
+    assert g.is_oid(text) is expected
+
+
+def test_short_oid() -> None:
+    assert g.short_oid("0123456789abcdef") == "0123456"
+    assert g.short_oid(None) == "-"
+    assert g.short_oid(None, "(root)") == "(root)"
+
+
+def test_first_line_is_the_cause_not_the_advice() -> None:
+    stderr = (
+        b"warning: something unrelated\n"
+        b"fatal: '/x/no-such-remote' does not appear to be a git repository\n"
+        b"fatal: Could not read from remote repository.\n\n"
+        b"Please make sure you have the correct access rights\nand the repository exists.\n"
+    )
+    assert (
+        g.first_line(stderr) == "fatal: '/x/no-such-remote' does not appear to be a git repository"
+    )
+    assert g.first_line(b"") == ""
+
+
+def test_user_env_drops_every_git_variable_git_env_only_the_repository_ones() -> None:
+    base = {"GIT_DIR": "/sp/.git", "GIT_SSH_COMMAND": "ssh -i k", "PATH": "/bin"}
+    assert g.user_env(base) == {"PATH": "/bin"}
+    env = g.git_env(base)
+    assert "GIT_DIR" not in env and env["GIT_SSH_COMMAND"] == "ssh -i k" and env["LC_ALL"] == "C"

@@ -386,6 +386,21 @@ def test_remote_check_asks_the_submodule_remote(sp: Super) -> None:
     assert "nova (repos/openstack/nova): cannot list the submodule's remote" in refused
 
 
+def test_remote_check_error_names_the_url_and_gits_reason(sp: Super) -> None:
+    missing = sp.path / "no-such-remote"
+    sp.git("config", "submodule.repos/openstack/nova.url", str(missing))
+    sp.commit("empty")
+    line = f"refs/heads/main {sp.git('rev-parse', 'HEAD')} refs/heads/main {sp.remote_head()}\n"
+    result = sp.hook_run("--remote-check", "origin", "../super.git", stdin=line)
+    assert result.returncode == 1
+    [refused] = said(result, "refused")
+    assert refused.startswith(
+        f"refs/heads/main: nova (repos/openstack/nova): cannot list the submodule's remote "
+        f"{missing} (--remote-check): fatal: '{missing}' does not appear to be a git repository"
+    )
+    assert "the repository exists" not in refused  # git's generic advice, not its reason
+
+
 def test_pre_commit_environment(sp: Super) -> None:
     """pre-commit keeps git's stdin and arguments and sets PRE_COMMIT_* instead."""
     before = sp.remote_head()

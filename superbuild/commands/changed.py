@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
 
+from superbuild import ci
 from superbuild.changes import ChangeSet, detect, resolve_range
 from superbuild.commands import print_json, superproject, warn
 from superbuild.errors import EXIT_FAILED, UsageError
-
-
-def github_output(changeset: ChangeSet) -> list[str]:
-    """``key=value`` lines for ``$GITHUB_OUTPUT`` (values are one-line JSON)."""
-    return [
-        f"packages={json.dumps(changeset.affected)}",
-        f"waves={json.dumps(changeset.waves)}",
-        f"any={'true' if changeset.affected else 'false'}",
-    ]
 
 
 def since_last_success(repo: Path, head: str) -> ChangeSet:
@@ -65,12 +55,8 @@ def run(args: argparse.Namespace) -> int:
         for name in changeset.affected:
             print(name)
     elif args.format == "github":
-        lines = github_output(changeset)
-        target = os.environ.get("GITHUB_OUTPUT")
-        if target:
-            with open(target, "a", encoding="utf-8") as fh:  # noqa: PTH123 - append
-                fh.write("".join(f"{line}\n" for line in lines))
-        else:
+        lines = ci.github_output(changeset)
+        if ci.append_github_output(lines) is None:
             warn("GITHUB_OUTPUT is not set: printing the outputs only")
         for line in lines:
             print(line)

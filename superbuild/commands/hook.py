@@ -52,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
     if os.environ.get(hooks.SKIP_VARIABLE) == "1":
         _say(f"{hooks.SKIP_VARIABLE}=1: pre-push checks skipped")
         return EXIT_OK
-    # Read every ref line before anything else runs (see superbuild.hooks).
+    # Read every ref line before anything else runs (see superbuild.hooks.protocol).
     interactive = sys.stdin is None or sys.stdin.isatty()
     data = b"" if interactive else sys.stdin.buffer.read()
     refs = hooks.parse_refs(data)

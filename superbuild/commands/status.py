@@ -7,13 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from superbuild.commands import print_json, superproject
+from superbuild.git import short_oid as _short
 from superbuild.status import SubmoduleStatus, collect, summary, to_json
 
 COLUMNS = ("package", "path", "recorded", "checkout", "unpushed", "last build", "rebuild")
-
-
-def _short(oid: str | None) -> str:
-    return oid[:7] if oid else "-"
 
 
 def cells(row: SubmoduleStatus) -> tuple[str, ...]:
