@@ -23,8 +23,8 @@ from superbuild import layout
 from superbuild.errors import SuperbuildError
 from superbuild.jobs import Event, Job, JobResult, OnError, RunResult
 from superbuild.pipelines import BuildContext, PackageBuild, PipelineFailed, run_package
+from superbuild.planning import Plan
 from superbuild.scheduler import run_jobs
-from superbuild.selection import Plan
 
 if TYPE_CHECKING:
     from superbuild.state import RunRecorder

@@ -38,8 +38,8 @@ from superbuild.pipelines import (
     collect_outputs,
     prepare_inputs,
 )
+from superbuild.planning import PlanRequest, select
 from superbuild.scheduler import run_jobs
-from superbuild.selection import SelectionOptions, make_plan
 from superbuild.testing.sample import make_sample_superproject
 from tests.helpers import alive, descendants
 
@@ -132,7 +132,7 @@ def client(cluster: Any) -> Iterator[Any]:
 
 def plan_all(repo: Path) -> Any:
     product, links = load_head(repo, resolve_range(repo, None, "HEAD"))
-    return make_plan(product, SelectionOptions(all=True), links)
+    return select(product, PlanRequest(mode="all"), links)
 
 
 def build_with(
