@@ -165,6 +165,34 @@ def test_all_with_base_is_refused(
     )
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["plan", "--since-last-success", "--all"],
+            "--since-last-success cannot be combined with --all",
+            id="plan-since-all",
+        ),
+        pytest.param(
+            ["build", "--retry-failed", "--since-last-success", "--base", "HEAD~1"],
+            "--retry-failed rebuilds what the last run did not finish: "
+            "it cannot be combined with --base, --since-last-success",
+            id="build-retry-since-base",
+        ),
+        pytest.param(
+            ["changed", "--since-last-success", "--base", "HEAD~1"],
+            "--since-last-success cannot be combined with --base",
+            id="changed-since-base",
+        ),
+    ],
+)
+def test_options_that_do_not_combine(
+    built: Repo, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = cli(capsys, argv[0], "-C", str(built.path), *argv[1:])
+    assert (code, out, err) == (2, "", f"superbuild: error: {message}\n")
+
+
 def damage(repo: Repo) -> None:
     state = repo.path / ".superbuild"
     state.mkdir(exist_ok=True)

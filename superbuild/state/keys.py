@@ -53,7 +53,7 @@ def build_inputs(product: Product, links: Mapping[str, str]) -> dict[str, BuildI
     return result
 
 
-# --------------------------------------------------------------------------- records
+# --------------------------------------------------------------------------- verdicts
 
 
 @dataclass(frozen=True)
