@@ -223,7 +223,7 @@ def execute(
 ) -> BuildResult:
     """Run the jobs; refresh the repository metadata once at the end.
 
-    ``recorder`` (see :meth:`superbuild.state.BuildState.recorder`) records the run in the
+    ``recorder`` (:class:`superbuild.state.RunRecorder`) records the run in the
     build state: started before the first job, fed every scheduler event, finished with
     the run's result -- ``interrupted`` or ``failure`` too when this function raises.
     """

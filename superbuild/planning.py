@@ -124,6 +124,8 @@ class Plan:
     origin: str  # "affected" | "all": where the selection started
     changeset: ChangeSet | None = None  # mode range, when the selection came from it
     commits: dict[str, str] = field(default_factory=dict)  # package -> recorded commit
+    #: Every gitlink (path -> recorded commit) of the plan's commit, for build keys.
+    links: dict[str, str] = field(default_factory=dict)
     notes: list[Note] = field(default_factory=list)
     #: Directly affected package -> why (a changed gitlink or manifest, a verdict, ...).
     reasons: dict[str, str] = field(default_factory=dict)
@@ -275,6 +277,7 @@ def select(
         "all" if affected is None else "affected",
         changeset,
         {n: links[product.packages[n].path] for n in chosen},
+        dict(links),
         reasons={n: why for n, why in (reasons or {}).items() if n in chosen},
         mode=request.mode,
     )

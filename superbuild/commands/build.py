@@ -19,7 +19,6 @@ from superbuild.build import (
     execute,
     junit_xml,
     new_run_id,
-    plan_links,
     prepare,
     tail,
 )
@@ -139,7 +138,7 @@ def _build(
             run_id,
             head=plan.product.commit,
             base=plan.changeset.base if plan.changeset else None,
-            inputs=build_inputs(plan.product, plan_links(repo, plan)),
+            inputs=build_inputs(plan.product, plan.links),
             packages=plan.packages,
             output=run_.output,
         )
