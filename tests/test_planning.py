@@ -268,3 +268,18 @@ def test_plan_json_of_each_mode_agrees_with_build_dry_run(
         assert code == 0, err
         for i, wave in enumerate(waves, 1):
             assert f"wave {i}: {', '.join(wave)}" in out
+
+
+def test_changed_since_last_success_github_and_exit_code(
+    built: Repo,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    target = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(target))
+    argv = ("changed", "-C", str(built.path), "--since-last-success")
+    code, out, err = cli(capsys, *argv, "--format", "github", "--exit-code")
+    assert code == 1, err
+    expected = 'packages=["client", "tool"]\nwaves=[["client", "tool"]]\nany=true\n'
+    assert out == expected and target.read_text() == expected
