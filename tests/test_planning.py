@@ -283,3 +283,17 @@ def test_changed_since_last_success_github_and_exit_code(
     assert code == 1, err
     expected = 'packages=["client", "tool"]\nwaves=[["client", "tool"]]\nany=true\n'
     assert out == expected and target.read_text() == expected
+
+
+def test_retry_failed_drops_what_left_the_product(
+    built: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built.remove("manifests/client.yaml")
+    built.unlink("repos/client")
+    built.commit("drop client")
+    code, out, err = cli(capsys, "build", "-C", str(built.path), "--retry-failed", "--dry-run")
+    assert (code, out) == (0, "")
+    assert err.splitlines() == [
+        "superbuild: warning: not in the product any more, not retried: client",
+        "nothing to retry",
+    ]
