@@ -43,7 +43,7 @@ sys.path.insert(0, os.fspath(Path(__file__).resolve().parent))
 from superbuild.build import BuildOptions, execute, prepare
 from superbuild.changes import load_head, resolve_range
 from superbuild.jobs import Event, JobFinished, JobStarted
-from superbuild.selection import SelectionOptions, make_plan
+from superbuild.planning import PlanRequest, select
 
 MAKESPAN_TARGET = 1.10
 OVERHEAD_TARGET = 5.0
@@ -177,7 +177,7 @@ def build(
     in_flight: int | None = None,
 ) -> Timing:
     product, links = load_head(repo, resolve_range(repo, None, "HEAD"))
-    plan = make_plan(product, SelectionOptions(all=True), links)
+    plan = select(product, PlanRequest(mode="all"), links)
     options = BuildOptions(
         jobs=in_flight or parallel,
         executor=executor,

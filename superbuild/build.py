@@ -23,10 +23,10 @@ from superbuild.jobs import Event, Job, OnError, RunResult
 from superbuild.pipelines import registry
 from superbuild.pipelines.api import BuildContext, PipelineFailed
 from superbuild.pipelines.task import PackageTask
+from superbuild.planning import Plan
 from superbuild.proc import Session
 from superbuild.report import BuildReport, PackageReport
 from superbuild.scheduler import run_jobs
-from superbuild.selection import Plan
 
 if TYPE_CHECKING:
     from superbuild.state import RunRecorder
@@ -183,7 +183,7 @@ def execute(
 ) -> BuildResult:
     """Run the jobs; refresh the repository metadata once at the end.
 
-    ``recorder`` (see :meth:`superbuild.state.BuildState.recorder`) records the run in the
+    ``recorder`` (:class:`superbuild.state.RunRecorder`) records the run in the
     build state: started before the first job, fed every scheduler event, finished with
     the run's result -- ``interrupted`` or ``failure`` too when this function raises.
     """

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from superbuild import git as g
 from superbuild.errors import GitError, UsageError
@@ -31,22 +31,14 @@ BRANCH_VARIABLES = ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", 
 # --------------------------------------------------------------------------- GitHub outputs
 
 
-class _Affected(Protocol):
-    @property
-    def affected(self) -> Sequence[str]: ...
-
-    @property
-    def waves(self) -> Sequence[Sequence[str]]: ...
-
-
-def github_output(changeset: _Affected) -> list[str]:
+def github_output(affected: Sequence[str], waves: Sequence[Sequence[str]]) -> list[str]:
     """``key=value`` lines for ``$GITHUB_OUTPUT`` (values are one-line JSON)."""
     import json
 
     return [
-        f"packages={json.dumps(list(changeset.affected))}",
-        f"waves={json.dumps([list(w) for w in changeset.waves])}",
-        f"any={'true' if changeset.affected else 'false'}",
+        f"packages={json.dumps(list(affected))}",
+        f"waves={json.dumps([list(w) for w in waves])}",
+        f"any={'true' if affected else 'false'}",
     ]
 
 

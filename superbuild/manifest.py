@@ -130,13 +130,6 @@ class Entry(NamedTuple):
     blob: str
     digest: str
 
-    def __getitem__(self, key: Any) -> Any:
-        # Transitional: superbuild.state.build_inputs still reads entry["path"].  Remove
-        # once it reads entry.path (the restructure moves it to state/keys.py).
-        if isinstance(key, str):
-            return getattr(self, key)
-        return tuple.__getitem__(self, key)
-
     @classmethod
     def of(cls, package: Package) -> Entry:
         return cls._make((*package.values(), package.digest))

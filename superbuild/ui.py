@@ -11,7 +11,7 @@ from rich.table import Table
 from superbuild.changes import ChangeSet
 from superbuild.git import short_oid as _short
 from superbuild.manifest import Product
-from superbuild.selection import Plan
+from superbuild.planning import Plan
 
 _STATUS_STYLE = {
     "added": "green",
@@ -62,6 +62,18 @@ def show_changes(cs: ChangeSet) -> None:
         out.print(f"[yellow]unmanaged submodules[/] (no manifest): {', '.join(cs.unmanaged)}")
     out.print(f"[bold]build order[/] ({len(cs.affected)} affected)")
     _waves(out, cs.waves, "  nothing to build")
+
+
+def show_rebuilds(plan: Plan) -> None:
+    """``changed --since-last-success``: what needs a rebuild, and why."""
+    out = console()
+    out.print(f"[bold]since last success[/] at {_short(plan.product.commit)}")
+    for name, reason in plan.reasons.items():
+        out.print(f"  {name}: {reason}")
+    if not plan.reasons:
+        out.print("  every package is built at its current build key")
+    out.print(f"[bold]build order[/] ({len(plan.packages)} affected)")
+    _waves(out, plan.waves, "  nothing to build")
 
 
 def show_graph(product: Product) -> None:

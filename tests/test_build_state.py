@@ -207,9 +207,7 @@ def test_since_last_success_after_a_half_failed_run(
     edit_spec(sample, "client", "exit 3")
     failed = superbuild(sample, "build", "--all", "-j", "2", "--builder", "rpmbuild")
     assert failed.returncode == 1
-    changed, reasons = st.since_last_success(sample.path, *_head(sample))
-    assert changed == {"client", "service"}
-    assert reasons == {
+    assert rebuilds(sample) == {
         "client": "last build failed",
         "service": "last build skipped (dependency client failed)",
     }
@@ -228,13 +226,15 @@ def test_since_last_success_after_a_half_failed_run(
     )
     assert result.returncode == 0, result.stderr
     assert report_of(report) == {"client": "succeeded", "service": "succeeded"}
-    assert st.since_last_success(sample.path, *_head(sample))[0] == set()
+    assert rebuilds(sample) == {}
 
 
-def _head(sample: SampleSuperproject) -> tuple[Any, dict[str, str]]:
-    from superbuild.changes import load_head, resolve_range
-
-    return load_head(sample.path, resolve_range(sample.path, None, "HEAD"))
+def rebuilds(sample: SampleSuperproject) -> dict[str, str]:
+    """What ``changed --since-last-success`` says needs a rebuild, and why."""
+    found = superbuild(sample, "changed", "--since-last-success", "--format", "json")
+    assert found.returncode == 0, found.stderr
+    reasons: dict[str, str] = json.loads(found.stdout)["since_last_success"]
+    return reasons
 
 
 # --------------------------------------------------------------------------- in process
@@ -250,7 +250,8 @@ def test_durations_become_scheduler_weights(
     with st.BuildState.open(sample.path) as state:
         for i, durations in enumerate([{"base": 10.0, "tool": 5.0}, {"base": 30.0}]):
             inputs = {n: st.BuildInputs("c", "d", {}, f"k{i}") for n in durations}
-            rec = state.recorder(
+            rec = st.RunRecorder.for_packages(
+                state,
                 f"r{i}",
                 head=None,
                 base=None,

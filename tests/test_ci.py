@@ -192,8 +192,6 @@ def test_refused_green_push_shows_gits_reason_and_leaves_the_local_ref(
 def test_github_output_lines() -> None:
     from superbuild.ci import github_output
 
-    class Found:
-        affected = ["a", "b"]
-        waves = [["a"], ["b"]]
-
-    assert github_output(Found()) == ['packages=["a", "b"]', 'waves=[["a"], ["b"]]', "any=true"]
+    lines = github_output(["a", "b"], [["a"], ["b"]])
+    assert lines == ['packages=["a", "b"]', 'waves=[["a"], ["b"]]', "any=true"]
+    assert github_output([], []) == ["packages=[]", "waves=[]", "any=false"]

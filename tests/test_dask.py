@@ -34,8 +34,8 @@ from superbuild.executors import dask_options, make_executor
 from superbuild.jobs import Job, JobResult, OnError, call
 from superbuild.pipelines.api import PipelineFailed
 from superbuild.pipelines.task import build_remote, collect_outputs, prepare_inputs
+from superbuild.planning import PlanRequest, select
 from superbuild.scheduler import run_jobs
-from superbuild.selection import SelectionOptions, make_plan
 from superbuild.testing.sample import make_sample_superproject
 from tests.helpers import alive, descendants
 
@@ -116,7 +116,7 @@ def client(cluster: Any) -> Iterator[Any]:
 
 def plan_all(repo: Path) -> Any:
     product, links = load_head(repo, resolve_range(repo, None, "HEAD"))
-    return make_plan(product, SelectionOptions(all=True), links)
+    return select(product, PlanRequest(mode="all"), links)
 
 
 def build_with(

@@ -22,6 +22,7 @@ from superbuild.state import (
     BuildLock,
     BuildLocked,
     BuildState,
+    RunRecorder,
     StateError,
     assess,
     build_inputs,
@@ -158,9 +159,9 @@ def test_failed_transaction_leaves_nothing(repo: Path) -> None:
 # --------------------------------------------------------------------------- recording
 
 
-def record_run(state: BuildState, run_id: str, plan: dict[str, BuildInputs]) -> st.RunRecorder:
-    rec = state.recorder(
-        run_id, head="h", base=None, inputs=plan, packages=list(plan), output=Path("/out")
+def record_run(state: BuildState, run_id: str, plan: dict[str, BuildInputs]) -> RunRecorder:
+    rec = RunRecorder.for_packages(
+        state, run_id, head="h", base=None, inputs=plan, packages=list(plan), output=Path("/out")
     )
     rec.start()
     return rec
@@ -197,7 +198,29 @@ def test_recorder_follows_events(repo: Path) -> None:
         assert builds["a"].build_key == "k-a" and builds["a"].commit == "c-a"
         run = state.last_run()
         assert run is not None and (run.result, run.head) == ("failure", "h")
-        assert state.unfinished("r1") == ["b", "c", "d"]
+        assert [b.package for b in state.unfinished("r1")] == ["b", "c", "d"]
+
+
+class FailedWithLog(Exception):
+    """Any exception that names a log (as a pipeline's failure does)."""
+
+    def __init__(self, log: Path) -> None:
+        super().__init__("failed")
+        self.log = log
+
+
+def test_recorder_takes_the_log_of_a_job_that_raised(repo: Path) -> None:
+    plan = {n: inputs(f"c-{n}", f"k-{n}") for n in ("a", "b")}
+    with opened(repo) as state:
+        rec = record_run(state, "r1", plan)
+        for name in plan:
+            rec(JobStarted(name, 1000.0))
+        raised = FailedWithLog(Path("/logs/a/rpm.log"))
+        rec(JobFinished("a", "failed", "a: failed", 1.0, None, raised))
+        rec(JobFinished("b", "failed", "b: boom", 1.0, None, RuntimeError("boom")))
+        rec.finish("failure")
+        builds = {b.package: b for b in state.builds("r1")}
+        assert builds["a"].log == "/logs/a/rpm.log" and builds["b"].log is None
 
 
 def test_killed_run_is_seen_as_such_then_recovered(repo: Path) -> None:
@@ -223,7 +246,7 @@ def test_killed_run_is_seen_as_such_then_recovered(repo: Path) -> None:
         assert killed.id == "r1"
         run = state.last_run()
         assert run is not None and run.result == "interrupted" and run.finished_at is not None
-        assert state.unfinished("r1") == ["b", "c"]
+        assert [b.package for b in state.unfinished("r1")] == ["b", "c"]
         assert state.recover() == []
 
 

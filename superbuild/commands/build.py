@@ -12,23 +12,22 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from superbuild import planning
 from superbuild.build import (
     BuildOptions,
     BuildResult,
     execute,
     new_run_id,
-    plan_links,
     prepare,
 )
 from superbuild.commands import superproject
-from superbuild.commands.plan import options_from as selection_options
-from superbuild.commands.plan import plan_from_args
+from superbuild.commands.planargs import print_notes, request_from_args
 from superbuild.errors import EXIT_FAILED, EXIT_INTERRUPTED, UsageError
 from superbuild.fileio import write_json_atomic, write_text_atomic
 from superbuild.jobs import OnError
 from superbuild.package import Settings
+from superbuild.planning import NoPlan, Plan
 from superbuild.report import junit_xml, tail
-from superbuild.selection import Plan, SelectionOptions, make_plan
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -81,115 +80,19 @@ def options_from(args: argparse.Namespace, settings: Settings) -> BuildOptions:
     )
 
 
-#: Options that choose packages; ``--retry-failed`` takes its packages from the state.
-_SELECTION_OPTIONS = (
-    ("base", "--base"),
-    ("all", "--all"),
-    ("packages_select", "--packages-select"),
-    ("packages_up_to", "--packages-up-to"),
-    ("packages_above", "--packages-above"),
-    ("packages_skip", "--packages-skip"),
-    ("since_last_success", "--since-last-success"),
-)
-
-
-def check_state_options(args: argparse.Namespace) -> None:
-    """Refuse combinations that make no sense with ``--retry-failed``/``--since-last-success``."""
-    if getattr(args, "retry_failed", False):
-        clashes = [opt for dest, opt in _SELECTION_OPTIONS if getattr(args, dest, None)]
-        if clashes:
-            raise UsageError(
-                f"--retry-failed rebuilds what the last run did not finish: "
-                f"it cannot be combined with {', '.join(clashes)}"
-            )
-    if getattr(args, "since_last_success", False):
-        for dest, opt in (("base", "--base"), ("all", "--all")):
-            if getattr(args, dest, None):
-                raise UsageError(f"--since-last-success cannot be combined with {opt}")
-
-
-def plan_since_last_success(repo: Path, args: argparse.Namespace) -> Plan:
-    """The plan of ``--since-last-success``: for ``build``, and for ``plan`` to reuse.
-
-    Affected = packages whose build key differs from their last successful build (see
-    :func:`superbuild.state.since_last_success`) plus their dependents, at ``--head``;
-    ``--packages-select/-up-to/-above/-skip`` narrow it as they narrow a range's
-    affected set.
-    """
-    from superbuild.changes import load_head, resolve_range
-    from superbuild.state import affected_since_last_success
-
-    product, links = load_head(repo, resolve_range(repo, None, args.head))
-    found = affected_since_last_success(repo, product, links)
-    narrowed = make_plan(product, selection_options(args), links)  # validates the names
-    chosen = set(narrowed.packages) & set(found.affected)
-    return Plan(
-        product,
-        product.graph.waves(chosen),
-        [n for n in narrowed.skipped if n in found.affected],
-        "affected",
-        None,
-        {n: narrowed.commits[n] for n in chosen},
-    )
-
-
-def plan_retry_failed(repo: Path, head: str, state: BuildState | None) -> Plan | None:
-    """The plan of ``--retry-failed`` at ``head``, or None (message printed) if nothing to retry.
-
-    The last run's failed, skipped and cancelled packages; names no longer in the
-    product are dropped with a warning.
-    """
-    from superbuild.changes import load_head, resolve_range
-
-    last = state.last_run() if state is not None else None
-    if state is None or last is None:
-        print("nothing to retry: no build recorded in this superproject", file=sys.stderr)
-        return None
-    names = state.unfinished(last.id)
-    if not names:
-        print(
-            f"nothing to retry: the last run ({last.id}, {last.result}) finished every package",
-            file=sys.stderr,
-        )
-        return None
-    product, links = load_head(repo, resolve_range(repo, None, head))
-    gone = [n for n in names if n not in product.packages]
-    if gone:
-        print(
-            f"superbuild: warning: not in the product any more, not retried: {', '.join(gone)}",
-            file=sys.stderr,
-        )
-    kept = [n for n in names if n in product.packages]
-    if not kept:
-        print("nothing to retry", file=sys.stderr)
-        return None
-    print(
-        f"retrying {len(kept)} package(s) the last run ({last.id}, {last.result}) "
-        f"did not finish: {', '.join(kept)}",
-        file=sys.stderr,
-    )
-    return make_plan(product, SelectionOptions(select=kept), links)
-
-
-def _select(repo: Path, args: argparse.Namespace, state: BuildState | None) -> Plan | None:
-    if getattr(args, "retry_failed", False):
-        return plan_retry_failed(repo, args.head, state)
-    return plan_from_args(args)  # a range, a selection, or --since-last-success
-
-
 def run(args: argparse.Namespace) -> int:
     from superbuild.state import BuildLock, BuildState
     from superbuild.ui import console as ui_console
 
     repo = superproject(args)
-    check_state_options(args)
+    request = request_from_args(args)
     if args.dry_run:
         from superbuild.ui import show_plan
 
-        with BuildState.read(repo) as state:
-            plan = _select(repo, args, state)
-        if plan is not None:
-            show_plan(plan)
+        found = planning.plan(repo, request)  # reads the state only if the mode needs it
+        print_notes(found.notes)
+        if isinstance(found, Plan):
+            show_plan(found)
         return 0
     err = ui_console(stderr=True)  # not cut to 80 columns when stderr is a CI log
     run_id = new_run_id()
@@ -200,10 +103,11 @@ def run(args: argparse.Namespace) -> int:
                 "recorded as interrupted",
                 file=sys.stderr,
             )
-        plan = _select(repo, args, state)
-        if plan is None:
+        found = planning.plan(repo, request, state)
+        print_notes(found.notes)
+        if isinstance(found, NoPlan):
             return 0
-        return _build(repo, args, plan, state=state, run_id=run_id, err=err)
+        return _build(repo, args, found, state=state, run_id=run_id, err=err)
 
 
 def _build(
@@ -216,7 +120,7 @@ def _build(
     err: Console,
 ) -> int:
     from superbuild.progress import make_progress, summary_table
-    from superbuild.state import build_inputs
+    from superbuild.state import RunRecorder, build_inputs
 
     options = options_from(args, plan.product.settings)
     run_ = prepare(repo, plan, options, weights=state.weights(plan.packages), run_id=run_id)
@@ -228,11 +132,12 @@ def _build(
             f"building {len(plan.packages)} package(s), {options.jobs} at a time "
             f"(run {run_.run_id}, logs in {run_.log_root})"
         )
-        recorder = state.recorder(
+        recorder = RunRecorder.for_packages(
+            state,
             run_id,
             head=plan.product.commit,
             base=plan.changeset.base if plan.changeset else None,
-            inputs=build_inputs(plan.product, plan_links(repo, plan)),
+            inputs=build_inputs(plan.product, plan.links),
             packages=plan.packages,
             output=run_.output,
         )

@@ -5,37 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from superbuild.changes import detect, load_head, resolve_range
-from superbuild.commands import print_json, superproject, warn
-from superbuild.selection import Plan, SelectionOptions, make_plan
-
-
-def options_from(args: argparse.Namespace) -> SelectionOptions:
-    return SelectionOptions(
-        all=args.all,
-        select=args.packages_select,
-        up_to=args.packages_up_to,
-        above=args.packages_above,
-        skip=args.packages_skip,
-    )
-
-
-def plan_from_args(args: argparse.Namespace) -> Plan:
-    """The plan ``plan`` prints and ``build`` runs."""
-    from superbuild.commands.build import check_state_options, plan_since_last_success
-
-    repo = superproject(args)
-    check_state_options(args)
-    if args.since_last_success:
-        return plan_since_last_success(repo, args)
-    options = options_from(args)
-    rng = resolve_range(repo, args.base, args.head)
-    warn(*rng.warnings)
-    if options.all or (options.narrows and args.base is None):
-        product, links = load_head(repo, rng)
-        return make_plan(product, options, links)
-    changeset = detect(repo, rng)
-    return make_plan(changeset.product, options, changeset.links, changeset)
+from superbuild import planning
+from superbuild.commands import print_json, superproject
+from superbuild.commands.planargs import print_notes, request_from_args
+from superbuild.planning import NoPlan, Plan
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -58,11 +31,14 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    plan = plan_from_args(args)
+    found = planning.plan(superproject(args), request_from_args(args))
+    print_notes(found.notes)
+    if isinstance(found, NoPlan):
+        return 0
     if args.format == "json":
-        print_json(plan_json(plan))
+        print_json(plan_json(found))
     else:
         from superbuild.ui import show_plan
 
-        show_plan(plan)
+        show_plan(found)
     return 0

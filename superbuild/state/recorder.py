@@ -1,0 +1,101 @@
+"""The recorder: an observer of one run's job events that writes them to the state.
+
+Each event (:mod:`superbuild.jobs`) is one transaction, so the database follows the build
+as it happens and a kill at any moment leaves it consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from superbuild.jobs import Event, JobCancelled, JobFinished, JobSkipped, JobStarted
+from superbuild.state.keys import BuildInputs
+from superbuild.state.store import BuildState
+
+
+@dataclass
+class RunRecorder:
+    """Records one run: :meth:`start`, then scheduler events, then :meth:`finish`.
+
+    A scheduler observer (called in the scheduler's thread): each event is one
+    transaction, so the database follows the build as it happens.
+    """
+
+    state: BuildState
+    run_id: str
+    head: str | None
+    base: str | None
+    inputs: dict[str, BuildInputs]
+    output: Path
+    started: dict[str, float] = field(default_factory=dict)
+    finished: bool = False
+
+    @classmethod
+    def for_packages(
+        cls,
+        state: BuildState,
+        run_id: str,
+        *,
+        head: str | None,
+        base: str | None,
+        inputs: Mapping[str, BuildInputs],
+        packages: Sequence[str],
+        output: Path,
+    ) -> RunRecorder:
+        """The recorder of a run that builds ``packages`` (``inputs``: of the whole product)."""
+        return cls(state, run_id, head, base, {n: inputs[n] for n in packages}, output)
+
+    def start(self) -> None:
+        """Record the run and its packages (``pending``)."""
+        self.state.start_run(
+            self.run_id, head=self.head, base=self.base, packages=self.inputs.items()
+        )
+
+    def __call__(self, event: Event) -> None:
+        """Record one scheduler event."""
+        if isinstance(event, JobStarted):
+            self.started[event.job_id] = event.time
+            self.state.update_build(
+                self.run_id, event.job_id, status="running", started_at=event.time
+            )
+        elif isinstance(event, JobFinished):
+            self.state.update_build(self.run_id, event.job_id, **self._finished(event))
+        elif isinstance(event, (JobSkipped, JobCancelled)):
+            status = "skipped" if isinstance(event, JobSkipped) else "cancelled"
+            values: dict[str, Any] = {"status": status, "reason": event.reason}
+            if event.job_id in self.started:
+                values["finished_at"] = time.time()
+                values["duration_s"] = values["finished_at"] - self.started[event.job_id]
+            self.state.update_build(self.run_id, event.job_id, **values)
+
+    def _finished(self, event: JobFinished) -> dict[str, Any]:
+        result = event.result
+        # A job that raised may still name its log (a pipeline's failure does).
+        log = _log_path(getattr(event.exception, "log", None))
+        if log is None and result is not None:
+            log = _log_path(result.log)
+        artifacts = [os.fspath(self.output / a) for a in result.artifacts] if result else []
+        return {
+            "status": event.status,
+            "reason": event.reason,
+            "finished_at": time.time(),
+            "duration_s": event.duration_s,
+            "log": log,
+            "artifacts": json.dumps(artifacts),
+        }
+
+    def finish(self, result: str) -> None:
+        """Record how the run ended (``success``, ``failure`` or ``interrupted``)."""
+        if not self.finished:
+            self.finished = True
+            self.state.finish_run(self.run_id, result)
+
+
+def _log_path(value: object) -> str | None:
+    return os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
