@@ -87,7 +87,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "properties": {
         "defaults": {"type": "object", "additionalProperties": False, "properties": PACKAGE_KEYS},
         "output": {"type": "string", "minLength": 1},
-        "jobs": {"type": "integer", "minimum": 1},
+        "jobs": {"type": "integer", "minimum": 0},
         "executor": {"enum": ["local", "dask"]},
         "scheduler_address": {"type": "string", "minLength": 1},
         "sign": {

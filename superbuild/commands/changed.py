@@ -1,4 +1,9 @@
-"""``superbuild changed``: submodule and manifest changes between two commits."""
+"""Which submodules (gitlinks) and manifests changed between base and head, which
+packages that affects and in what order they build.  Needs no submodule checkout.
+
+Range: --base REV..--head REV (default: head's first parent..HEAD), or
+--since-last-success (the build state).  --why PACKAGE explains one package.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,30 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from superbuild.changes import ChangeSet, detect, resolve_range
-from superbuild.commands import print_json, superproject, warn
+from superbuild.commands import add_range, print_json, superproject, warn
 from superbuild.errors import EXIT_FAILED, UsageError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_range(p)
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "github", "lines"],
+        default="text",
+        help="text (people), json, github ($GITHUB_OUTPUT packages=, waves= and any=), "
+        "lines (one affected package per line)",
+    )
+    p.add_argument(
+        "--why",
+        metavar="PACKAGE",
+        help="explain why PACKAGE is affected (with --format json: as JSON)",
+    )
+    p.add_argument(
+        "--exit-code", action="store_true", help="exit 1 when a package is affected, else 0"
+    )
 
 
 def github_output(changeset: ChangeSet) -> list[str]:
@@ -44,6 +69,23 @@ def since_last_success(repo: Path, head: str) -> ChangeSet:
     )
 
 
+def why_json(changeset: ChangeSet, name: str) -> dict[str, Any]:
+    """``--why PACKAGE --format json``: the chain from PACKAGE to what changed, and why."""
+    changeset.product.get(name)  # unknown package -> error
+    affected = name in changeset.affected
+    chain = (
+        changeset.product.graph.chain_to(name, changeset.reasons, within=changeset.affected)
+        if affected
+        else None
+    )
+    return {
+        "package": name,
+        "affected": affected,
+        "chain": chain or [],
+        "reason": changeset.reasons[chain[-1]] if chain else None,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     repo = superproject(args)
     if args.since_last_success:
@@ -54,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
         rng = resolve_range(repo, args.base, args.head)
         warn(*rng.warnings)
         changeset = detect(repo, rng)
-    if args.why:
+    if args.why and args.format == "json":
+        print_json(why_json(changeset, args.why))
+    elif args.why:
         print(changeset.why(args.why))
     elif args.format == "json":
         data = changeset.to_json()

@@ -1,4 +1,6 @@
-"""``superbuild hook install|uninstall|run``: the git pre-push hook (docs/hooks.md)."""
+"""The git pre-push hook (docs/hooks.md): install it, uninstall it, or run its checks
+(what git calls, with the refs to push on stdin).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +10,28 @@ import sys
 from collections.abc import Callable
 
 from superbuild import hooks
-from superbuild.commands import superproject
+from superbuild.commands import add_repo, superproject
 from superbuild.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    hook = p.add_subparsers(dest="hook_action", metavar="ACTION")  # parsers of p's class
+    hook.required = True
+    h = hook.add_parser("install", help="install the pre-push hook (honours core.hooksPath)")
+    add_repo(h)
+    h.add_argument("--force", action="store_true", help="replace a hook superbuild did not write")
+    h = hook.add_parser("uninstall", help="remove the pre-push hook superbuild installed")
+    add_repo(h)
+    h = hook.add_parser("run", help="run the pre-push checks (git calls this; reads stdin)")
+    add_repo(h)
+    h.add_argument("remote", nargs="?", default="", help="the remote's name (from git)")
+    h.add_argument("url", nargs="?", default="", help="the remote's URL (from git)")
+    h.add_argument(
+        "--remote-check",
+        action="store_true",
+        help="ask each submodule's remote (git ls-remote) instead of remote-tracking refs",
+    )
+
 
 PREFIX = "superbuild:"
 
