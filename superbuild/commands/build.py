@@ -26,6 +26,7 @@ from superbuild.build import (
     prepare,
     tail,
 )
+from superbuild.cleanup import remove_stale_scratch
 from superbuild.commands import add_range, add_selection, plural, superproject
 from superbuild.commands.plan import options_from as selection_options
 from superbuild.commands.plan import plan_from_args
@@ -250,6 +251,7 @@ def run(args: argparse.Namespace) -> int:
     err = ui_console(stderr=True)  # not cut to 80 columns when stderr is a CI log
     run_id = new_run_id()
     with BuildLock(repo, run_id), BuildState.open(repo) as state:
+        remove_stale_scratch(repo, running=run_id)  # left by killed or failed runs
         for killed in state.recover():
             print(
                 f"superbuild: note: run {killed.id} (pid {killed.pid}) was killed; "
