@@ -52,8 +52,7 @@ class PlainConsole(Console):
     def print(self, *objects: Any, **kwargs: Any) -> None:
         with self.capture() as captured:
             super().print(*objects, **kwargs)
-        text = captured.get()
-        self.file.write("".join(line.rstrip() + "\n" for line in text.splitlines()))
+        self.file.write("\n".join(line.rstrip() for line in captured.get().split("\n")))
         self.file.flush()
 
 
@@ -98,10 +97,23 @@ def _waves(out: Console, waves: list[list[str]], empty: str) -> None:
         out.print(f"  [bold]wave {i}[/]: {', '.join(wave)}")
 
 
-def show_changes(cs: ChangeSet) -> None:
+def show_changes(cs: ChangeSet, *, since_last_success: bool = False) -> None:
+    """The text of ``changed``; with ``since_last_success``, each package's reason."""
     out = console()
-    out.print(f"[bold]changes[/] {_short(cs.base) if cs.base else '(root)'}..{_short(cs.head)}")
     moved_back = []
+    if since_last_success:
+        out.print(f"[bold]since the last successful builds[/], at {_short(cs.head)}")
+        if cs.affected:
+            table = Table(box=None, pad_edge=False)
+            table.add_column("package", no_wrap=True)
+            table.add_column("reason")
+            for name in cs.affected:
+                table.add_row(name, cs.reasons.get(name, "a package it requires needs a build"))
+            print_table(out, table)
+        else:
+            out.print("  every package is built at its current build key")
+    else:
+        out.print(f"[bold]changes[/] {_short(cs.base) if cs.base else '(root)'}..{_short(cs.head)}")
     if cs.changes:
         table = Table(box=None, pad_edge=False)
         for col in ("status", "path", "package", "commit"):
@@ -117,7 +129,7 @@ def show_changes(cs: ChangeSet) -> None:
                 f"[{style}]{c.status}[/]", path, c.package or "[dim](unmanaged)[/]", commit
             )
         print_table(out, table)
-    else:
+    elif not since_last_success:
         out.print("  no submodule changes")
     if moved_back:
         out.print(

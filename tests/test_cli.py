@@ -243,3 +243,42 @@ def test_status_fits_80_columns(tmp_path: Path) -> None:
     assert all(len(line) <= 80 for line in lines), "\n".join(lines)
     [client] = [line for line in lines if line.startswith("client ")]
     assert re.search(r"repos/client\s+[0-9a-f]{7}\s+same\s+0\s+succeeded \d+s ago\s+no\s*$", client)
+
+
+def test_since_last_success_text_gives_the_reasons(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, step, req in (("base", "false", ""), ("client", "true", "requires: [base]\n")):
+        repo.manifest(
+            name,
+            f"path: repos/{name}\n{req}pipeline: command\nsource: none\ncommands: ['{step}']\n",
+        )
+        repo.link(f"repos/{name}")
+    repo.commit("initial")
+    assert cli(capsys, "build", "-C", str(repo.path), "--all", "-j", "1")[0] == 1
+    code, out, _ = cli(capsys, "changed", "-C", str(repo.path), "--since-last-success")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("since the last successful builds, at ")
+    assert re.search(r"^base\s+last build failed$", out, re.M)
+    assert re.search(r"^client\s+last build skipped \(dependency base failed\)$", out, re.M)
+    assert "changes" not in out and "wave 2: client" in out
+
+
+def test_plain_console_strips_padding_and_keeps_line_ends() -> None:
+    import io
+
+    from rich.table import Table
+
+    from superbuild.ui import PlainConsole
+
+    out = io.StringIO()
+    plain = PlainConsole(file=out)
+    table = Table("name", "value", box=None, title="a title", title_justify="left")
+    table.add_row("x", "a value longer than its header")
+    plain.print(table)
+    plain.print("no newline", end="")
+    plain.print(" and " + "a/" * 200 + "path")
+    assert out.getvalue().splitlines()[0] == "a title"
+    assert all(line == line.rstrip() for line in out.getvalue().splitlines())
+    assert out.getvalue().endswith("no newline and " + "a/" * 200 + "path\n")

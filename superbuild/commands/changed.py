@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from superbuild.ui import show_changes
 
-        show_changes(changeset)
+        show_changes(changeset, since_last_success=args.since_last_success)
     if args.exit_code and changeset.affected:
         return EXIT_FAILED
     return 0
