@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import importlib
 import os
 import sys
@@ -161,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(only=verb)
     word = _first_word(argv)
     if verb is None and word is not None:
+        import difflib
+
         close = difflib.get_close_matches(word, VERBS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f" (verbs: {', '.join(VERBS)})"
         parser.error(f"unknown verb {word!r}{hint}")

@@ -29,7 +29,6 @@ from superbuild.package import Settings
 #: Environment variables that stand in for a flag.
 EXECUTOR_ENV = "SUPERBUILD_EXECUTOR"
 SCHEDULER_ADDRESS_ENV = "SUPERBUILD_SCHEDULER_ADDRESS"
-EXECUTORS = ("local", "dask")
 
 
 @dataclass(frozen=True)
@@ -74,10 +73,6 @@ def resolve(
     """The build options of ``flags`` over ``environ`` (default: os.environ) over ``settings``."""
     env = os.environ if environ is None else environ
     executor = flags.executor or env.get(EXECUTOR_ENV) or settings.executor or "local"
-    if executor not in EXECUTORS:
-        raise UsageError(
-            f"unknown executor {executor!r} (from ${EXECUTOR_ENV}; known: {', '.join(EXECUTORS)})"
-        )
     if flags.scheduler_address and executor != "dask":
         raise UsageError("--scheduler-address needs --executor dask")
     options: dict[str, Any] = {}

@@ -61,8 +61,3 @@ def test_output_flag_is_resolved_and_fail_fast_kept(tmp_path: object) -> None:
     config = resolve(BuildFlags(output="out", fail_fast=True), Settings(), {})
     assert config.output is not None and config.output.is_absolute()
     assert config.output.name == "out" and config.fail_fast
-
-
-def test_unknown_executor_from_the_environment() -> None:
-    with pytest.raises(UsageError, match="unknown executor 'nope'"):
-        resolve(BuildFlags(), Settings(), {"SUPERBUILD_EXECUTOR": "nope"})
