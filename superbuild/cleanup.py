@@ -49,7 +49,7 @@ def remove_stale_scratch(repo: Path, running: str | None = None) -> list[Path]:
 
     Call it holding the build lock: then only ``running`` (the caller's own run, if it has
     one yet) can be running, and every other scratch folder was left by a run that was
-    killed or that kept a failed package's scratch.  Returns the folders removed.
+    killed (a run removes its own scratch when it ends).  Returns the folders removed.
     """
     stale = [p for run, p in sorted(_runs_in(layout.work_root(repo)).items()) if run != running]
     return _remove(stale)

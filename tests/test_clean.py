@@ -108,3 +108,20 @@ def test_build_removes_the_scratch_a_killed_run_left(tmp_path: Path) -> None:
     result = run_superbuild("build", "--all", cwd=sp)
     assert result.returncode == 0, result.stderr
     assert not killed.parent.exists()
+
+
+def test_a_run_removes_its_scratch_when_it_ends_even_when_a_package_fails(
+    tmp_path: Path,
+) -> None:
+    sp = command_product(tmp_path, {"base": [], "tool": []})
+    news = sp / "repos" / "base" / "NEWS"
+    news.write_text("FAIL\n")
+    from superbuild.testing.sample import run_git
+
+    run_git(news.parent, "commit", "-q", "-am", "break base")
+    run_git(sp, "commit", "-q", "-am", "record the broken base")
+    result = run_superbuild("build", "--all", cwd=sp)
+    assert result.returncode == 1, result.stderr
+    assert "base failed" in result.stderr
+    assert runs_left(sp, "work") == []
+    assert len(runs_left(sp, "logs")) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import signal
 import sys
 from collections.abc import Iterator
@@ -251,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     err = ui_console(stderr=True)  # not cut to 80 columns when stderr is a CI log
     run_id = new_run_id()
     with BuildLock(repo, run_id), BuildState.open(repo) as state:
-        remove_stale_scratch(repo, running=run_id)  # left by killed or failed runs
+        remove_stale_scratch(repo, running=run_id)  # left by killed runs
         for killed in state.recover():
             print(
                 f"superbuild: note: run {killed.id} (pid {killed.pid}) was killed; "
@@ -292,8 +293,12 @@ def _build(
             output=run_.output,
         )
     progress = make_progress(len(plan.packages), err)
-    with sigterm_as_interrupt(), progress:
-        result = execute(run_, options, observers=[progress], recorder=recorder)
+    try:
+        with sigterm_as_interrupt(), progress:
+            result = execute(run_, options, observers=[progress], recorder=recorder)
+    finally:
+        # The run's scratch goes when it ends, however it ends (a kill: the next build).
+        shutil.rmtree(run_.work_root, ignore_errors=True)
     report = result.report()
     write_json_atomic(run_.log_root / "report.json", report)
     if args.report:
