@@ -43,20 +43,6 @@ if TYPE_CHECKING:
     from superbuild.state import BuildState
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops a build the way Ctrl-C does (running builds killed, exit 130)."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_range(p)
     add_selection(p)
@@ -137,6 +123,20 @@ def building_line(count: int, jobs: int, run_id: str, logs: Path) -> str:
     """``building 3 packages, 2 at a time (run ..., logs in ...)``."""
     at_a_time = f", {min(jobs, count)} at a time" if count > 1 and jobs > 1 else ""
     return f"building {plural(count, 'package')}{at_a_time} (run {run_id}, logs in {logs})"
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a build the way Ctrl-C does (running builds killed, exit 130)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 #: Options that choose packages; ``--retry-failed`` takes its packages from the state.
