@@ -1,95 +1,57 @@
-"""The ``superbuild`` command line: parse arguments, call the library, map errors to exit codes.
+"""The ``superbuild`` command line: pick the verb, import its module, map errors to exit codes.
 
 Exit codes: 0 ok, 1 a check or build failed, 2 bad input or usage (or a missing tool),
-3 an unexpected error (a bug), 130 interrupted.  Verbs import their modules lazily so
-that ``superbuild changed --format json`` starts fast.
+3 an unexpected error (a bug), 130 interrupted.  Each verb is a module of
+:mod:`superbuild.commands` with ``add_arguments(parser)`` and ``run(args) -> int``; only
+the chosen verb's module is imported, so that ``superbuild changed --format json``
+starts fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from types import ModuleType
 
 from superbuild import __version__
-from superbuild.errors import EXIT_BUG, EXIT_INTERRUPTED, SuperbuildError
+from superbuild.commands import add_repo
+from superbuild.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, SuperbuildError
 
 PROG = "superbuild"
 
+#: verb -> (module of superbuild.commands, one-line help), in the order of ``--help``.
+VERBS: dict[str, tuple[str, str]] = {
+    "changed": ("changed", "which submodules, manifests and packages changed"),
+    "graph": ("graph", "the dependency graph of --head"),
+    "plan": ("plan", "what a build would do, wave by wave, without building"),
+    "build": ("build", "build the selected packages in dependency order"),
+    "status": ("status", "each package: recorded commit, checkout, last build"),
+    "clean": ("clean", "remove the logs and scratch of old runs"),
+    "hook": ("hook", "install, uninstall or run the git pre-push hook"),
+    "mark-green": ("green", "record --head as the last green commit of its branch (a git ref)"),
+}
+
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with its usage errors on one line and exit code 2."""
+    """argparse, with its usage errors on one line, pointing to the right help, exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_repo(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-C",
-        dest="repo",
-        metavar="DIR",
-        default=argparse.SUPPRESS,
-        help="run as if started in DIR (the superproject); default: the current directory",
-    )
-
-
-def _add_range(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--base",
-        metavar="REV",
-        help="compare against the merge-base of REV and --head (default: head's first parent); "
-        "'green': the last green commit of this branch (superbuild mark-green)",
-    )
-    p.add_argument(
-        "--since-last-success",
-        action="store_true",
-        help="affected = packages whose recorded commit differs from their last successful "
-        "build (the build state), plus their dependents",
-    )
-    p.add_argument(
-        "--head", metavar="REV", default="HEAD", help="the commit to analyse (default: HEAD)"
-    )
-
-
-def _add_selection(p: argparse.ArgumentParser) -> None:
-    group = p.add_argument_group("package selection (as in colcon)")
-    group.add_argument(
-        "--all", action="store_true", help="every package, not only the affected ones"
-    )
-    group.add_argument(
-        "--packages-select", nargs="+", default=[], metavar="P", help="only these packages"
-    )
-    group.add_argument(
-        "--packages-up-to",
-        nargs="+",
-        default=[],
-        metavar="P",
-        help="these packages and everything they require, transitively",
-    )
-    group.add_argument(
-        "--packages-above",
-        nargs="+",
-        default=[],
-        metavar="P",
-        help="these packages and everything that requires them, transitively",
-    )
-    group.add_argument(
-        "--packages-skip",
-        nargs="+",
-        default=[],
-        metavar="P",
-        help="leave these packages out (their dependents still build)",
-    )
+def verb_module(verb: str) -> ModuleType:
+    """The module of ``verb`` (imported now)."""
+    return importlib.import_module(f"superbuild.commands.{VERBS[verb][0]}")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole command line; with ``only``, the options of that one verb alone.
 
-    Every verb is listed either way; defining the options of the other nine costs a few
-    milliseconds that ``superbuild changed`` on every push need not pay.
+    Every verb is listed either way; the modules of the other verbs are not imported.
     """
     parser = _Parser(
         prog=PROG,
@@ -97,133 +59,37 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 a check or build failed, 2 bad input or usage, 3 a bug, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    _add_repo(parser)
+    add_repo(parser)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     verbs.required = True
-
-    p = verbs.add_parser("changed", help="which submodules, manifests and packages changed")
-    if only in (None, "changed"):
-        _add_repo(p)
-        _add_range(p)
-        p.add_argument(
-            "--format",
-            choices=["text", "json", "github", "lines"],
-            default="text",
-            help="text (people), json, github ($GITHUB_OUTPUT packages= and waves=), "
-            "lines (one affected package per line)",
+    for verb, (_module, help_) in VERBS.items():
+        if only not in (None, verb):
+            verbs.add_parser(verb, help=help_)
+            continue
+        module = verb_module(verb)
+        p = verbs.add_parser(
+            verb,
+            help=help_,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        p.add_argument("--why", metavar="PACKAGE", help="explain why PACKAGE is affected")
-        p.add_argument(
-            "--exit-code", action="store_true", help="exit 1 when a package is affected, else 0"
-        )
-
-    p = verbs.add_parser("graph", help="the dependency graph of --head")
-    if only in (None, "graph"):
-        _add_repo(p)
-        p.add_argument(
-            "--head", metavar="REV", default="HEAD", help="the commit to read (default: HEAD)"
-        )
-        p.add_argument("--format", choices=["text", "json", "dot", "mermaid"], default="text")
-
-    p = verbs.add_parser("plan", help="what a build would do, wave by wave, without building")
-    if only in (None, "plan"):
-        _add_repo(p)
-        _add_range(p)
-        _add_selection(p)
-        p.add_argument("--format", choices=["text", "json"], default="text")
-
-    p = verbs.add_parser("build", help="build the selected packages in dependency order")
-    if only in (None, "build"):
-        _add_repo(p)
-        _add_range(p)
-        _add_selection(p)
-        p.add_argument(
-            "-j",
-            "--jobs",
-            type=int,
-            metavar="N",
-            help="packages built at a time (default: settings jobs, else the CPU count)",
-        )
-        p.add_argument(
-            "--builder",
-            choices=["rpmbuild", "mock"],
-            help="rpm pipeline: what builds binary RPMs "
-            "(default: the manifest or settings, else mock if installed, else rpmbuild)",
-        )
-        p.add_argument(
-            "--output",
-            metavar="DIR",
-            help="the output repository (default: settings output, else .superbuild/output)",
-        )
-        mode = p.add_mutually_exclusive_group()
-        mode.add_argument(
-            "--keep-going",
-            action="store_true",
-            help="after a failure, build what does not depend on it (the default)",
-        )
-        mode.add_argument(
-            "--fail-fast", action="store_true", help="stop everything at the first failure"
-        )
-        p.add_argument("--report", metavar="FILE", help="write a JSON report to FILE")
-        p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
-        p.add_argument("--dry-run", action="store_true", help="print the plan and build nothing")
-        p.add_argument(
-            "--retry-failed",
-            action="store_true",
-            help="rebuild what the last run did not finish (failed, skipped, cancelled)",
-        )
-        p.add_argument(
-            "--executor",
-            choices=["local", "dask"],
-            help="where jobs run (default: $SUPERBUILD_EXECUTOR, else executor: in superbuild.yaml, else local)",
-        )
-        p.add_argument(
-            "--scheduler-address",
-            metavar="ADDR",
-            help="dask: the scheduler to connect to, e.g. tcp://10.0.0.5:8786 "
-            "(default: $SUPERBUILD_SCHEDULER_ADDRESS, else scheduler_address: in superbuild.yaml, "
-            "else an embedded LocalCluster)",
-        )
-
-    p = verbs.add_parser("status", help="each package: recorded commit, checkout, last build")
-    if only in (None, "status"):
-        _add_repo(p)
-        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-    p = verbs.add_parser("hook", help="install, uninstall or run the git pre-push hook")
-    if only in (None, "hook"):
-        _add_repo(p)
-        hook = p.add_subparsers(dest="hook_action", metavar="ACTION", parser_class=_Parser)
-        hook.required = True
-        h = hook.add_parser("install", help="install the pre-push hook (honours core.hooksPath)")
-        _add_repo(h)
-        h.add_argument(
-            "--force", action="store_true", help="replace a hook superbuild did not write"
-        )
-        h = hook.add_parser("uninstall", help="remove the pre-push hook superbuild installed")
-        _add_repo(h)
-        h = hook.add_parser("run", help="run the pre-push checks (git calls this; reads stdin)")
-        _add_repo(h)
-        h.add_argument("remote", nargs="?", default="", help="the remote's name (from git)")
-        h.add_argument("url", nargs="?", default="", help="the remote's URL (from git)")
-        h.add_argument(
-            "--remote-check",
-            action="store_true",
-            help="ask each submodule's remote (git ls-remote) instead of remote-tracking refs",
-        )
-
-    p = verbs.add_parser(
-        "mark-green", help="record --head as the last green commit of its branch (a git ref)"
-    )
-    if only in (None, "mark-green"):
-        _add_repo(p)
-        p.add_argument(
-            "--head", metavar="REV", default="HEAD", help="the green commit (default: HEAD)"
-        )
-        p.add_argument("--branch", metavar="NAME", help="the branch (default: the current branch)")
-        p.add_argument("--push", metavar="REMOTE", help="also push the ref to REMOTE")
-
+        add_repo(p)
+        module.add_arguments(p)
     return parser
+
+
+def _innermost(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The parser of the (sub-)verb ``args`` ran: ``superbuild hook run``'s, not ``superbuild``'s."""
+    while True:
+        action = next(
+            (a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None
+        )
+        chosen = getattr(args, action.dest, None) if action is not None else None
+        if action is None or chosen is None:
+            return parser
+        parser = action.choices[chosen]
 
 
 @contextlib.contextmanager
@@ -269,24 +135,43 @@ def _report_bug(exc: BaseException) -> None:
     )
 
 
-def _verb_of(argv: Sequence[str]) -> str | None:
-    """The verb of a command line (the first word that is not an option or -C's value)."""
+def _first_word(argv: Sequence[str]) -> str | None:
+    """The first word of a command line that is not an option or -C's value."""
     words = iter(argv)
     for word in words:
+        if word == "--":
+            return next(words, None)
         if word == "-C":
             next(words, None)
         elif not word.startswith("-"):
-            return word if word in _VERBS else None
+            return word
     return None
+
+
+def _verb_of(argv: Sequence[str]) -> str | None:
+    """The verb of a command line, if it names one."""
+    word = _first_word(argv)
+    return word if word in VERBS else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(only=_verb_of(argv))
-    args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = _VERBS[args.verb]
+    verb = _verb_of(argv)
+    parser = build_parser(only=verb)
+    word = _first_word(argv)
+    if verb is None and word is not None:
+        import difflib
+
+        close = difflib.get_close_matches(word, VERBS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (verbs: {', '.join(VERBS)})"
+        parser.error(f"unknown verb {word!r}{hint}")
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # An option the verb does not know: point to the verb's help, not the top one.
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     start = os.getcwd()  # noqa: PTH109 - a str is all chdir needs
     with error_handler() as code:
+        module = verb_module(args.verb)
         repo = getattr(args, "repo", None)
         if repo:
             # -C DIR: as if started in DIR (as git -C), so relative paths such as
@@ -297,60 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise SuperbuildError(f"-C {repo}: {exc.strerror}") from None
             args.repo = "."
         try:
-            code[0] = handler(args)
+            code[0] = module.run(args)
         finally:
             os.chdir(start)
     return code[0]
-
-
-def _changed(args: argparse.Namespace) -> int:
-    from superbuild.commands.changed import run
-
-    return run(args)
-
-
-def _graph(args: argparse.Namespace) -> int:
-    from superbuild.commands.graph import run
-
-    return run(args)
-
-
-def _plan(args: argparse.Namespace) -> int:
-    from superbuild.commands.plan import run
-
-    return run(args)
-
-
-def _build(args: argparse.Namespace) -> int:
-    from superbuild.commands.build import run
-
-    return run(args)
-
-
-def _status(args: argparse.Namespace) -> int:
-    from superbuild.commands.status import run
-
-    return run(args)
-
-
-def _hook(args: argparse.Namespace) -> int:
-    from superbuild.commands.hook import run
-
-    return run(args)
-
-
-def _mark_green(args: argparse.Namespace) -> int:
-    from superbuild.commands.green import run
-
-    return run(args)
-
-
-_VERBS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "status": _status,
-    "hook": _hook,
-    "mark-green": _mark_green,
-    "build": _build,
-    "changed": _changed,
-    "graph": _graph,
-    "plan": _plan,
-}

@@ -88,7 +88,8 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "properties": {
         "defaults": {"type": "object", "additionalProperties": False, "properties": PACKAGE_KEYS},
         "output": {"type": "string", "minLength": 1},
-        "jobs": {"type": "integer", "minimum": 1},
+        "jobs": {"type": "integer", "minimum": 0},
+        "keep_runs": {"type": "integer", "minimum": 0},
         "executor": {"enum": ["local", "dask"]},
         "scheduler_address": {"type": "string", "minLength": 1},
         "sign": {
@@ -374,6 +375,7 @@ def _parse(
                 defaults=raw.get("defaults", {}),
                 executor=raw.get("executor"),
                 scheduler_address=raw.get("scheduler_address"),
+                keep_runs=raw.get("keep_runs", Settings().keep_runs),
             )
     import re
 

@@ -98,6 +98,7 @@ class Settings:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     executor: str | None = None
     scheduler_address: str | None = None
+    keep_runs: int = 20  # superbuild clean keeps the newest runs (superbuild.cleanup)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +109,7 @@ class Settings:
             "defaults": dict(self.defaults),
             "executor": self.executor,
             "scheduler_address": self.scheduler_address,
+            "keep_runs": self.keep_runs,
         }
 
     @classmethod

@@ -11,13 +11,15 @@ import threading
 import time
 from typing import IO, Any
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 from superbuild.jobs import Event, JobFinished, JobSkipped, JobStarted
+from superbuild.ui import console as ui_console
+from superbuild.ui import is_live
 
 _STYLE = {"succeeded": "green", "failed": "red", "skipped": "yellow", "cancelled": "magenta"}
 
@@ -89,7 +91,7 @@ class LiveProgress:
         self.counts = _Counts(total)
         self.console = console
         self.live = Live(
-            get_renderable=self._render,
+            renderable=self,
             console=console,
             refresh_per_second=4,
             transient=True,
@@ -100,9 +102,13 @@ class LiveProgress:
         if status is not None and status != "succeeded":
             style = _STYLE[status]
             reason = getattr(event, "reason", "")
-            self.console.print(f"[{style}]{status}[/] {event.job_id}: {reason}")
+            # soft_wrap: a log path in the reason is never folded (copy and paste)
+            self.console.print(
+                f"[{style}]{status}[/] {event.job_id}: {reason}", soft_wrap=True, highlight=False
+            )
 
-    def _render(self) -> Any:
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        """The view: one line per running build, then the counts and a bar, in the width."""
         c = self.counts
         with c.lock:
             running = sorted(c.running.items(), key=lambda kv: kv[1])
@@ -110,12 +116,13 @@ class LiveProgress:
             done = c.done
         now = time.monotonic()
         table = Table(box=None, show_header=False, pad_edge=False)
-        table.add_column(style="cyan")
-        table.add_column(justify="right")
+        table.add_column(style="cyan", no_wrap=True, overflow="ellipsis")
+        table.add_column(justify="right", no_wrap=True)
         for name, started in running[:20]:
             table.add_row(f"building {name}", f"{now - started:5.0f}s")
         if len(running) > 20:
             table.add_row(f"... and {len(running) - 20} more", "")
+        yield table
         summary = Text.assemble(
             (f"{done}/{c.total} done", "bold"),
             "  ",
@@ -126,10 +133,21 @@ class LiveProgress:
             (f"{counts['skipped']} skipped", "yellow"),
             "  ",
             (f"{len(running)} running", "cyan"),
+            no_wrap=True,
+            overflow="ellipsis",
         )
-        footer = Table.grid(padding=(0, 2))
-        footer.add_row(ProgressBar(total=max(c.total, 1), completed=done, width=40), summary)
-        return Group(table, footer)
+        # The bar takes what the counts leave of the line (at most 40 columns); on a
+        # narrow terminal it goes on a line of its own.
+        room = options.max_width - summary.cell_len - 2
+        bar_width = min(40, room if room >= 10 else options.max_width)
+        bar = ProgressBar(total=max(c.total, 1), completed=done, width=bar_width)
+        if room >= 10:
+            footer = Table.grid(padding=(0, 2))
+            footer.add_row(bar, summary)
+            yield footer
+        else:
+            yield summary
+            yield bar
 
     def __enter__(self) -> LiveProgress:
         self.live.start()
@@ -140,8 +158,9 @@ class LiveProgress:
 
 
 def make_progress(total: int, console: Console | None = None) -> PlainProgress | LiveProgress:
-    console = console or Console(stderr=True, highlight=False)
-    if console.is_terminal:
+    """The live view on a terminal; plain lines elsewhere, and under CI (``CI=true``)."""
+    console = console or ui_console(stderr=True)
+    if is_live(console):
         return LiveProgress(total, console)
     return PlainProgress(total, sys.stderr)
 

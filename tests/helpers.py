@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from superbuild.cli import main
+from superbuild.testing.sample import make_sample_superproject
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -70,3 +71,24 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return "zombie" not in status.lower()
+
+
+COMMAND_STEPS = ["! grep -q FAIL NEWS", 'cp NEWS "$SUPERBUILD_OUTPUT/"']
+
+
+def command_product(tmp_path: Path, product: dict[str, list[str]], settings: str = "") -> Path:
+    """A sample superproject whose packages build with the ``command`` pipeline."""
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for name, requires in product.items():
+        lines = [f"path: repos/{name}", "pipeline: command", "commands:"]
+        lines += [f"  - {json.dumps(step)}" for step in COMMAND_STEPS]
+        if requires:
+            lines.append(f"requires: [{', '.join(requires)}]")
+        (folder / f"{name}.yaml").write_text("\n".join(lines) + "\n")
+    yaml_file = None
+    if settings:
+        yaml_file = tmp_path / "superbuild.yaml"
+        yaml_file.write_text(settings)
+    sample = make_sample_superproject(tmp_path / "sp", folder, settings=yaml_file)
+    return sample.path

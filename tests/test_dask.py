@@ -30,7 +30,7 @@ from rpmtools import rpm_query as rpmq
 from superbuild import worker
 from superbuild.build import BuildOptions, BuildResult, execute, prepare
 from superbuild.changes import load_head, resolve_range
-from superbuild.executors import dask_options, make_executor
+from superbuild.executors import make_executor
 from superbuild.jobs import Job, JobResult, OnError, call
 from superbuild.pipelines.api import PipelineFailed
 from superbuild.pipelines.task import build_remote, collect_outputs, prepare_inputs
@@ -220,13 +220,6 @@ def test_registry_does_not_import_dask() -> None:
         "assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def test_scheduler_address_from_flag_then_environment() -> None:
-    env = {"SUPERBUILD_SCHEDULER_ADDRESS": "tcp://10.0.0.5:8786"}
-    assert dask_options("tcp://flag:1", env) == {"address": "tcp://flag:1"}
-    assert dask_options(None, env) == {"address": "tcp://10.0.0.5:8786"}
-    assert dask_options(None, {}) == {}
 
 
 def test_unreachable_scheduler_is_a_one_line_error() -> None:

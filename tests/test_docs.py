@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from superbuild.cli import build_parser
@@ -24,16 +26,25 @@ def test_manifest_doc_covers_every_key() -> None:
         assert f"`{key}`" in text, key
 
 
+def _options(parser: argparse.ArgumentParser) -> Iterator[str]:
+    """Every long option of ``parser`` and of its sub-verbs (``hook install --force``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _options(sub)
+        for opt in action.option_strings:
+            if opt.startswith("--") and opt != "--help":
+                yield opt
+
+
 def test_cli_doc_covers_every_verb_and_option() -> None:
     text = (ROOT / "docs" / "cli.md").read_text()
     parser = build_parser()
     verbs = next(a for a in parser._actions if a.dest == "verb")
     for verb, sub in verbs.choices.items():  # type: ignore[union-attr]
         assert f"superbuild {verb}" in text, verb
-        for action in sub._actions:
-            for opt in action.option_strings:
-                if opt.startswith("--") and opt != "--help":
-                    assert opt in text, f"{verb} {opt}"
+        for opt in _options(sub):
+            assert opt in text, f"{verb} {opt}"
 
 
 def test_readme_has_the_two_commands() -> None:

@@ -1,10 +1,15 @@
-"""``superbuild build``: build the selected packages in dependency order, N at a time."""
+"""Build the selected packages (selection as superbuild plan) in dependency order,
+N at a time.  Logs go to .superbuild/logs/<run>, packages to the output repository.
+
+Options come from the command line, then the environment (SUPERBUILD_EXECUTOR,
+SUPERBUILD_SCHEDULER_ADDRESS), then superbuild.yaml.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
+import shutil
 import signal
 import sys
 from collections.abc import Iterator
@@ -13,19 +18,14 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from superbuild import planning
-from superbuild.build import (
-    BuildOptions,
-    BuildResult,
-    execute,
-    new_run_id,
-    prepare,
-)
-from superbuild.commands import superproject
+from superbuild.build import BuildOptions, BuildResult, execute, new_run_id, prepare
+from superbuild.cleanup import remove_stale_scratch
+from superbuild.commands import add_range, add_selection, plural, superproject
 from superbuild.commands.planargs import print_notes, request_from_args
-from superbuild.errors import EXIT_FAILED, EXIT_INTERRUPTED, UsageError
+from superbuild.config import BuildConfig, BuildFlags, resolve
+from superbuild.errors import EXIT_FAILED, EXIT_INTERRUPTED
 from superbuild.fileio import write_json_atomic, write_text_atomic
 from superbuild.jobs import OnError
-from superbuild.package import Settings
 from superbuild.planning import NoPlan, Plan
 from superbuild.report import junit_xml, tail
 
@@ -33,6 +33,88 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from superbuild.state import BuildState
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_range(p)
+    add_selection(p)
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="packages built at a time; 0: the CPU count (default: settings jobs, else the CPU count)",
+    )
+    p.add_argument(
+        "--builder",
+        choices=["rpmbuild", "mock"],
+        help="rpm pipeline: what builds binary RPMs "
+        "(default: the manifest or settings, else mock if installed, else rpmbuild)",
+    )
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        help="the output repository (default: settings output, else .superbuild/output)",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="after a failure, build what does not depend on it (the default)",
+    )
+    mode.add_argument(
+        "--fail-fast", action="store_true", help="stop everything at the first failure"
+    )
+    p.add_argument("--report", metavar="FILE", help="write a JSON report to FILE")
+    p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and build nothing")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="rebuild what the last run did not finish (failed, skipped, cancelled)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=["local", "dask"],
+        help="where jobs run (default: $SUPERBUILD_EXECUTOR, else executor: in superbuild.yaml, else local)",
+    )
+    p.add_argument(
+        "--scheduler-address",
+        metavar="ADDR",
+        help="dask: the scheduler to connect to, e.g. tcp://10.0.0.5:8786 "
+        "(default: $SUPERBUILD_SCHEDULER_ADDRESS, else scheduler_address: in superbuild.yaml, "
+        "else an embedded LocalCluster)",
+    )
+
+
+def flags_from(args: argparse.Namespace) -> BuildFlags:
+    """The build options the command line gives (see :mod:`superbuild.config`)."""
+    return BuildFlags(
+        jobs=args.jobs,
+        builder=args.builder,
+        output=args.output,
+        fail_fast=args.fail_fast,
+        executor=args.executor,
+        scheduler_address=args.scheduler_address,
+    )
+
+
+def build_options(config: BuildConfig) -> BuildOptions:
+    """The library's options for a resolved configuration."""
+    return BuildOptions(
+        jobs=config.jobs,
+        builder=config.builder,
+        output=config.output,
+        on_error=OnError.interrupt if config.fail_fast else OnError.continue_,
+        executor=config.executor,
+        executor_options=config.executor_options,
+    )
+
+
+def building_line(count: int, jobs: int, run_id: str, logs: Path) -> str:
+    """``building 3 packages, 2 at a time (run ..., logs in ...)``."""
+    at_a_time = f", {min(jobs, count)} at a time" if count > 1 and jobs > 1 else ""
+    return f"building {plural(count, 'package')}{at_a_time} (run {run_id}, logs in {logs})"
 
 
 @contextlib.contextmanager
@@ -47,37 +129,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def options_from(args: argparse.Namespace, settings: Settings) -> BuildOptions:
-    """Build options: command line, then environment, then ``superbuild.yaml``."""
-    from superbuild.executors import dask_options
-
-    jobs = args.jobs or settings.jobs or os.cpu_count() or 1
-    if jobs < 1:
-        raise UsageError(f"-j must be at least 1, not {jobs}")
-    executor = (
-        getattr(args, "executor", None)
-        or os.environ.get("SUPERBUILD_EXECUTOR")
-        or settings.executor
-        or "local"
-    )
-    address = getattr(args, "scheduler_address", None)
-    if address and executor != "dask":
-        raise UsageError("--scheduler-address needs --executor dask")
-    options = {}
-    if executor == "dask":
-        options = dask_options(address) or (
-            {"address": settings.scheduler_address} if settings.scheduler_address else {}
-        )
-    return BuildOptions(
-        jobs=jobs,
-        builder=args.builder,
-        output=Path(args.output).resolve() if args.output else None,
-        on_error=OnError.interrupt if args.fail_fast else OnError.continue_,
-        executor=executor,
-        executor_options=options,
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     err = ui_console(stderr=True)  # not cut to 80 columns when stderr is a CI log
     run_id = new_run_id()
     with BuildLock(repo, run_id), BuildState.open(repo) as state:
+        remove_stale_scratch(repo, running=run_id)  # left by killed runs
         for killed in state.recover():
             print(
                 f"superbuild: note: run {killed.id} (pid {killed.pid}) was killed; "
@@ -122,16 +174,13 @@ def _build(
     from superbuild.progress import make_progress, summary_table
     from superbuild.state import RunRecorder, build_inputs
 
-    options = options_from(args, plan.product.settings)
+    options = build_options(resolve(flags_from(args), plan.product.settings))
     run_ = prepare(repo, plan, options, weights=state.weights(plan.packages), run_id=run_id)
     recorder = None
     if not plan.packages:
         err.print("nothing to build")
     else:
-        err.print(
-            f"building {len(plan.packages)} package(s), {options.jobs} at a time "
-            f"(run {run_.run_id}, logs in {run_.log_root})"
-        )
+        err.print(building_line(len(plan.packages), options.jobs, run_.run_id, run_.log_root))
         recorder = RunRecorder.for_packages(
             state,
             run_id,
@@ -142,8 +191,12 @@ def _build(
             output=run_.output,
         )
     progress = make_progress(len(plan.packages), err)
-    with sigterm_as_interrupt(), progress:
-        result = execute(run_, options, observers=[progress], recorder=recorder)
+    try:
+        with sigterm_as_interrupt(), progress:
+            result = execute(run_, options, observers=[progress], recorder=recorder)
+    finally:
+        # The run's scratch goes when it ends, however it ends (a kill: the next build).
+        shutil.rmtree(run_.work_root, ignore_errors=True)
     report = result.report()
     write_json_atomic(run_.log_root / "report.json", report.to_json())
     if args.report:

@@ -1,14 +1,56 @@
-"""``superbuild changed``: submodule and manifest changes between two commits."""
+"""Which submodules (gitlinks) and manifests changed between base and head, which
+packages that affects and in what order they build.  Needs no submodule checkout.
+
+Range: --base REV..--head REV (default: head's first parent..HEAD), or
+--since-last-success (the build state).  --why PACKAGE explains one package.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from superbuild import ci
 from superbuild.changes import detect, resolve_range
-from superbuild.commands import print_json, superproject, warn
+from superbuild.commands import add_range, print_json, superproject, warn
 from superbuild.errors import EXIT_FAILED
+
+if TYPE_CHECKING:
+    from superbuild.manifest import Product
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_range(p)
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "github", "lines"],
+        default="text",
+        help="text (people), json, github ($GITHUB_OUTPUT packages=, waves= and any=), "
+        "lines (one affected package per line)",
+    )
+    p.add_argument(
+        "--why",
+        metavar="PACKAGE",
+        help="explain why PACKAGE is affected (with --format json: as JSON)",
+    )
+    p.add_argument(
+        "--exit-code", action="store_true", help="exit 1 when a package is affected, else 0"
+    )
+
+
+def why_json(
+    product: Product, affected: list[str], reasons: dict[str, str], name: str
+) -> dict[str, Any]:
+    """``--why PACKAGE --format json``: the chain from PACKAGE to what changed, and why."""
+    product.get(name)  # unknown package -> error
+    is_affected = name in affected
+    chain = product.graph.chain_to(name, reasons, within=affected) if is_affected else None
+    return {
+        "package": name,
+        "affected": is_affected,
+        "chain": chain or [],
+        "reason": reasons[chain[-1]] if chain else None,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
     rng = resolve_range(repo, args.base, args.head)
     warn(*rng.warnings)
     changeset = detect(repo, rng)
-    if args.why:
+    if args.why and args.format == "json":
+        print_json(why_json(changeset.product, changeset.affected, changeset.reasons, args.why))
+    elif args.why:
         print(changeset.why(args.why))
     elif args.format == "json":
         print_json(changeset.to_json())
@@ -42,7 +86,9 @@ def _since_last_success(args: argparse.Namespace) -> int:
     print_notes(found.notes)
     assert isinstance(found, planning.Plan)  # only retry-failed finds nothing to plan
     affected = found.packages
-    if args.why:
+    if args.why and args.format == "json":
+        print_json(why_json(found.product, affected, found.reasons, args.why))
+    elif args.why:
         print(found.why(args.why))
     elif args.format == "json":
         data: dict[str, Any] = {

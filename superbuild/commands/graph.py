@@ -1,30 +1,50 @@
-"""``superbuild graph``: the dependency graph of a commit."""
+"""The whole dependency graph of a commit: every package, wave by wave, with its path,
+requirements and description.
+
+dot (Graphviz) and mermaid draw an edge from each package to the packages that need it
+(build order runs along the arrows): superbuild graph --format dot | dot -Tsvg > g.svg
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from superbuild.changes import load_head, resolve_range
-from superbuild.commands import print_json, superproject
+from superbuild.commands import add_head, print_json, superproject
 from superbuild.manifest import Product
 
 
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_head(p, "the commit to read")
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "dot", "mermaid"],
+        default="text",
+        help="text (a table, wave by wave), json (packages in build order), "
+        "dot (Graphviz), mermaid (a flowchart)",
+    )
+
+
 def graph_json(product: Product) -> dict[str, object]:
+    """Packages in build order: wave by wave, ties by name (as the waves)."""
     graph = product.graph
+    waves = graph.waves()
     return {
         "commit": product.commit,
         "packages": [
             {
                 "name": name,
-                "path": pkg.path,
-                "manifest": pkg.manifest,
-                "pipeline": pkg.pipeline,
+                "path": product.packages[name].path,
+                "manifest": product.packages[name].manifest,
+                "pipeline": product.packages[name].pipeline,
+                "description": product.packages[name].description,
                 "requires": list(graph.requires[name]),
                 "required_by": list(graph.required_by[name]),
             }
-            for name, pkg in product.packages.items()
+            for wave in waves
+            for name in wave
         ],
-        "waves": graph.waves(),
+        "waves": waves,
     }
 
 

@@ -1,11 +1,20 @@
-"""``superbuild mark-green``: remember the last green commit of a branch, in git itself."""
+"""Record --head as the last green commit of its branch, in git itself
+(refs/superbuild/green/<branch>), so that --base green finds it; --push shares it with
+ephemeral CI machines.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from superbuild.ci import mark_green
-from superbuild.commands import superproject
+from superbuild.commands import add_head, superproject
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_head(p, "the green commit")
+    p.add_argument("--branch", metavar="NAME", help="the branch (default: the current branch)")
+    p.add_argument("--push", metavar="REMOTE", help="also push the ref to REMOTE")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,6 @@
-"""``superbuild hook install|uninstall|run``: the git pre-push hook (docs/hooks.md)."""
+"""The git pre-push hook (docs/hooks.md): install it, uninstall it, or run its checks
+(what git calls, with the refs to push on stdin).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +10,44 @@ import sys
 from collections.abc import Callable
 
 from superbuild import hooks
-from superbuild.commands import superproject
+from superbuild.commands import add_repo, superproject
 from superbuild.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    hook = p.add_subparsers(dest="hook_action", metavar="ACTION")  # parsers of p's class
+    hook.required = True
+    h = hook.add_parser(
+        "install",
+        help="install the pre-push hook (honours core.hooksPath)",
+        description="Install the pre-push hook (honours core.hooksPath); a hook superbuild "
+        "did not write is moved aside only with --force (uninstall puts it back).",
+    )
+    add_repo(h)
+    h.add_argument("--force", action="store_true", help="replace a hook superbuild did not write")
+    h = hook.add_parser(
+        "uninstall",
+        help="remove the pre-push hook superbuild installed",
+        description="Remove the pre-push hook superbuild installed, and put back the hook "
+        "that was there before; a hook superbuild did not write is left alone.",
+    )
+    add_repo(h)
+    h = hook.add_parser(
+        "run",
+        help="run the pre-push checks (git calls this; reads stdin)",
+        description="Run the pre-push checks on the refs git gives on stdin (one "
+        "'<local ref> <local sha> <remote ref> <remote sha>' line each). "
+        "SUPERBUILD_SKIP_HOOK=1 skips them once.",
+    )
+    add_repo(h)
+    h.add_argument("remote", nargs="?", default="", help="the remote's name (from git)")
+    h.add_argument("url", nargs="?", default="", help="the remote's URL (from git)")
+    h.add_argument(
+        "--remote-check",
+        action="store_true",
+        help="ask each submodule's remote (git ls-remote) instead of remote-tracking refs",
+    )
+
 
 PREFIX = "superbuild:"
 

@@ -1,4 +1,8 @@
-"""``superbuild plan``: what a build would do, wave by wave."""
+"""What a build would do, wave by wave, without building.
+
+With no selection option: the packages affected by the range (as superbuild changed).
+The selection options follow colcon; several narrow together (their intersection).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,20 @@ import argparse
 from typing import Any
 
 from superbuild import planning
-from superbuild.commands import print_json, superproject
+from superbuild.commands import add_range, add_selection, print_json, superproject
 from superbuild.commands.planargs import print_notes, request_from_args
 from superbuild.planning import NoPlan, Plan
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_range(p)
+    add_selection(p)
+    p.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text (people) or json (see docs/formats.md)",
+    )
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:

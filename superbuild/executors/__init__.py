@@ -7,8 +7,7 @@ completions, and calls :meth:`Executor.cancel` on ``--fail-fast`` or Ctrl-C.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from superbuild.errors import ToolMissingError, UsageError
@@ -20,12 +19,8 @@ __all__ = [
     "Completion",
     "Executor",
     "LocalExecutor",
-    "dask_options",
     "make_executor",
 ]
-
-#: Environment variable naming the Dask scheduler when ``--scheduler-address`` is absent.
-SCHEDULER_ADDRESS_ENV = "SUPERBUILD_SCHEDULER_ADDRESS"
 
 
 def _dask(**options: Any) -> Executor:
@@ -45,17 +40,6 @@ EXECUTORS: dict[str, Callable[..., Executor]] = {
     "local": LocalExecutor,
     "dask": _dask,
 }
-
-
-def dask_options(
-    address: str | None = None, environ: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """Options of the Dask executor: ``address`` from ``--scheduler-address``, else
-    ``$SUPERBUILD_SCHEDULER_ADDRESS``; none (an embedded LocalCluster) without either.
-    """
-    env = os.environ if environ is None else environ
-    chosen = address or env.get(SCHEDULER_ADDRESS_ENV) or None
-    return {"address": chosen} if chosen else {}
 
 
 def make_executor(name: str, **options: Any) -> Executor:
