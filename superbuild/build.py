@@ -226,13 +226,3 @@ def execute(
     if recorder is not None:
         recorder.finish(result.result)
     return result
-
-
-def plan_links(repo: Path, plan: Plan) -> dict[str, str]:
-    """The gitlinks (path -> recorded commit) of the plan's commit, for build keys."""
-    if plan.changeset is not None and plan.changeset.links:
-        return plan.changeset.links
-    from superbuild import git as g
-
-    assert plan.product.commit is not None
-    return g.gitlinks(repo, plan.product.commit)

@@ -34,13 +34,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from superbuild import export
 from superbuild import git as g
-from superbuild.errors import ToolMissingError
+from superbuild.errors import SuperbuildError, ToolMissingError
 from superbuild.pipelines.api import (
     BuildContext,
     BuildProducts,
@@ -51,7 +51,6 @@ from superbuild.pipelines.api import (
 )
 from superbuild.pipelines.source import (
     check_source_repo,
-    git_env,
     inputs_for,
     source_unavailable,
 )
@@ -197,13 +196,8 @@ class CommandPipeline:
         pkg = inputs.package
         src = ws.work_dir / "src"
         out = ws.work_dir / "out"
-        env_extra = {
-            "SUPERBUILD_PACKAGE": pkg.name,
-            "SUPERBUILD_COMMIT": inputs.commit,
-            "SUPERBUILD_PATH": pkg.path,
-            "SUPERBUILD_SRC": os.fspath(src),
-            "SUPERBUILD_OUTPUT": os.fspath(out),
-        }
+        env_extra = export.package_variables(pkg.name, pkg.path, inputs.commit, src)
+        env_extra["SUPERBUILD_OUTPUT"] = os.fspath(out)
         tarball: Path | None = None
         if inputs.sources:
             tarball = inputs.sources[0].write(ws.work_dir)
@@ -215,7 +209,10 @@ class CommandPipeline:
 
         with Stage.in_workspace(ws, pkg, "command", runner, durations) as st:
             if tarball is not None:
-                self._unpack(inputs, ws, tarball, src)
+                try:
+                    export.unpack(tarball, src, prefix=tarball.name.removesuffix(".tar.gz"))
+                except SuperbuildError as exc:
+                    st.fail(str(exc))
                 st.note(f"# unpacked {tarball.name} to {src}")
             total = len(pkg.commands)
             for number, step in enumerate(pkg.commands, 1):
@@ -238,10 +235,9 @@ class CommandPipeline:
         folder = ctx.work_dir / "input"
         folder.mkdir(parents=True, exist_ok=True)
         tarball = folder / f"{prefix}.tar.gz"
-        cmd = ["git", "-C", os.fspath(ctx.source_repo), "archive", "--format=tar.gz"]
-        cmd += [f"--prefix={prefix}/", "-o", os.fspath(tarball), ctx.commit]
+        cmd = export.archive_command(ctx.source_repo, ctx.commit, tarball, prefix=prefix)
         try:
-            st.run(cmd, env=git_env(), what="git archive")
+            st.run(cmd, env=g.default_git_env(), what="git archive")
             st.note(f"# archived {ctx.commit} as {tarball.name}")
             return Blob.read(tarball)
         except PipelineFailed:
@@ -252,24 +248,6 @@ class CommandPipeline:
             raise
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-
-    def _unpack(self, inputs: JobInputs, ws: Workspace, tarball: Path, src: Path) -> None:
-        """Extract the tarball's ``NAME-COMMIT7/`` folder as ``src``."""
-        prefix = tarball.name.removesuffix(".tar.gz")
-        unpack = ws.work_dir / "unpack"
-        for stale in (unpack, src):
-            if stale.exists():
-                shutil.rmtree(stale)
-        with tarfile.open(tarball, "r:gz") as tar:
-            if hasattr(tarfile, "tar_filter"):
-                tar.extractall(unpack, filter="tar")
-            else:  # pragma: no cover - Python without extraction filters (< 3.10.12)
-                tar.extractall(unpack)
-        top = unpack / prefix
-        if not top.is_dir():  # an empty commit: git archive writes no directory
-            top.mkdir(parents=True)
-        top.rename(src)
-        unpack.rmdir()
 
 
 PIPELINE = CommandPipeline()

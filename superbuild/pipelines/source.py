@@ -1,21 +1,14 @@
-"""What every pipeline's source stage shares: is the commit there, and git's environment."""
+"""What every pipeline's source stage shares: is the commit there, and the job inputs."""
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from superbuild import git as g
+from superbuild import submodules
 from superbuild.pipelines.api import BuildContext, JobInputs, SourceUnavailable
 from superbuild.pipelines.transport import Blob
-
-
-@functools.lru_cache(maxsize=1)
-def git_env() -> dict[str, str]:
-    """The environment for git commands (computed once; callers must not modify it)."""
-    return g.git_env()
 
 
 def check_source_repo(ctx: BuildContext) -> None:
@@ -24,8 +17,7 @@ def check_source_repo(ctx: BuildContext) -> None:
     An uninitialised submodule is an empty directory: git would silently use the
     superproject's repository instead, so look for ``.git`` (or a bare layout) here.
     """
-    repo = ctx.source_repo
-    if (repo / ".git").exists() or ((repo / "HEAD").is_file() and (repo / "objects").is_dir()):
+    if submodules.initialized(ctx.source_repo):
         return
     raise source_unavailable(ctx, "no git repository there")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, NoReturn, Protocol
 
+from superbuild import export
 from superbuild.errors import Interrupted, SuperbuildError, ToolMissingError
 from superbuild.pipelines.api import BuildContext, PipelineFailed, Runner, Workspace
 
@@ -178,9 +179,4 @@ def build_env(ctx: _HasEnv, extra: Mapping[str, str] | None = None) -> dict[str,
     ``GIT_DIR`` and friends are dropped: set while superbuild runs from a git hook, they
     would point a build's own git commands at the superproject.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(ctx.env)
-    env.update(ctx.package.env)
-    if extra:
-        env.update(extra)
-    return env
+    return export.command_env(ctx.env, ctx.package.env, extra or {})

@@ -25,7 +25,7 @@ import os
 import shutil
 from pathlib import Path
 
-from superbuild.pipelines.source import git_env
+from superbuild import git as g
 from superbuild.pipelines.stage import Stage
 
 _CHUNK = 1 << 20
@@ -92,7 +92,7 @@ def make_archive(repo: Path, commit: str, dest: Path, top: str | None, st: Stage
             os.fspath(target),
             commit,
         ],
-        env=git_env(),
+        env=g.default_git_env(),
         what="git archive",
     )
     if compressor is None:
