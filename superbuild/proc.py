@@ -247,8 +247,26 @@ def run(
     ``check`` raises :class:`ProcessError` (its message names ``what``, or the command)
     when the command fails.  On Ctrl-C the child's process group is stopped.
     """
+    result = _run_captured(_spawn, cmd, cwd=cwd, env=env, input=input, timeout=timeout)
+    if check and not result.ok:
+        raise ProcessError(result, what)
+    return result
+
+
+def _run_captured(
+    spawn: Callable[..., subprocess.Popen[bytes]],
+    cmd: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None,
+    input: bytes | None,
+    timeout: float | None,
+    done: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> Completed:
+    """Start ``cmd`` with ``spawn`` (stdin closed unless there is input), capture its
+    output; ``done(child)`` is called however it ends."""
     start = time.monotonic()
-    child = _spawn(
+    child = spawn(
         cmd,
         cwd=cwd,
         env=env,
@@ -256,10 +274,11 @@ def run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    result = _captured(child, cmd, input, timeout, start)
-    if check and not result.ok:
-        raise ProcessError(result, what)
-    return result
+    try:
+        return _captured(child, cmd, input, timeout, start)
+    finally:
+        if done is not None:
+            done(child)
 
 
 class Session:
@@ -332,19 +351,9 @@ class Session:
         what: str | None = None,
     ) -> Completed:
         """:func:`run`, as a child of this session."""
-        start = time.monotonic()
-        child = self._start(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        result = _run_captured(
+            self._start, cmd, cwd=cwd, env=env, input=input, timeout=timeout, done=self._forget
         )
-        try:
-            result = _captured(child, cmd, input, timeout, start)
-        finally:
-            self._forget(child)
         if self._cancelled.is_set():
             raise Interrupted("interrupted")
         if check and not result.ok:

@@ -17,6 +17,7 @@ pipeline's spec): the generic records never name them.
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -162,8 +163,13 @@ class Runner(Protocol):
     ) -> Completed: ...
 
 
-class Pipeline(Protocol):
-    """One way of turning a package into artifacts (``rpm``, ``command``)."""
+class Pipeline(abc.ABC):
+    """One way of turning a package into artifacts (``rpm``, ``command``).
+
+    A pipeline implements :meth:`prepare` and :meth:`build`; the other methods have the
+    defaults of a pipeline that needs nothing special (no options, no worker resources,
+    nothing of its dependencies' builds, reads git, nothing to announce).
+    """
 
     name: str
     stages: tuple[str, ...]
@@ -173,24 +179,28 @@ class Pipeline(Protocol):
     ) -> Any:
         """The pipeline's settings for ``package`` (``builder``: the ``--builder`` flag;
         ``output``: this run's output repository)."""
-        ...
+        return None
 
     def resources(self, ctx: BuildContext) -> Mapping[str, int]:
         """What a worker must offer to build ``ctx`` (e.g. ``{"mock": 1}``)."""
-        ...
+        return {}
 
     def needs_dependency_artifacts(self, ctx: BuildContext) -> bool:
         """Whether the build stages read this run's builds of the package's requirements."""
-        ...
+        return False
 
     def reads_git(self, ctx: BuildContext) -> bool:
         """Whether ``prepare`` reads git (it then runs off the scheduling thread)."""
-        ...
+        return True
 
+    def published(self, ctx: BuildContext) -> None:  # noqa: B027 - a no-op by default
+        """Coordinator side, after the artifacts are in the output repository."""
+
+    @abc.abstractmethod
     def prepare(self, ctx: BuildContext, runner: Runner, durations: dict[str, float]) -> JobInputs:
         """Coordinator side: read the sources from git; raise :class:`PipelineFailed`."""
-        ...
 
+    @abc.abstractmethod
     def build(
         self,
         inputs: JobInputs,
@@ -199,11 +209,6 @@ class Pipeline(Protocol):
         durations: dict[str, float],
     ) -> BuildProducts:
         """Build side: build from ``inputs`` in ``ws``; raise :class:`PipelineFailed`."""
-        ...
-
-    def published(self, ctx: BuildContext) -> None:
-        """Coordinator side, after the artifacts are in the output repository."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from superbuild import export
 from superbuild import git as g
@@ -45,6 +44,7 @@ from superbuild.pipelines.api import (
     BuildContext,
     BuildProducts,
     JobInputs,
+    Pipeline,
     PipelineFailed,
     Runner,
     Workspace,
@@ -58,7 +58,7 @@ from superbuild.pipelines.stage import Stage, build_env
 from superbuild.pipelines.transport import Blob
 
 if TYPE_CHECKING:
-    from superbuild.package import Package, Settings
+    pass
 
 #: Characters of a step shown in a failure message.
 STEP_PREVIEW = 60
@@ -153,29 +153,14 @@ def _reset(path: Path) -> None:
         path.mkdir(parents=True)
 
 
-class CommandPipeline:
+class CommandPipeline(Pipeline):
     """Run shell steps in an export of the commit (or an empty directory)."""
 
     name: str = "command"
     stages: tuple[str, ...] = ("source", "command", "collect")
 
-    def options(
-        self, package: Package, settings: Settings, *, builder: str | None, output: Path
-    ) -> Any:
-        """No options of its own: the manifest's ``commands`` and ``env`` say it all."""
-        return None
-
-    def resources(self, ctx: BuildContext) -> Mapping[str, int]:
-        return {}
-
-    def needs_dependency_artifacts(self, ctx: BuildContext) -> bool:
-        return False
-
     def reads_git(self, ctx: BuildContext) -> bool:
         return ctx.package.source != "none"
-
-    def published(self, ctx: BuildContext) -> None:
-        """Nothing to announce: files are read by nobody during the run."""
 
     def prepare(self, ctx: BuildContext, runner: Runner, durations: dict[str, float]) -> JobInputs:
         """The source stage (coordinator): ``git archive`` of the commit, unless ``source: none``."""

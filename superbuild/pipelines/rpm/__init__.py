@@ -69,7 +69,14 @@ from typing import TYPE_CHECKING
 from superbuild import git as g
 from superbuild import outrepo
 from superbuild.errors import SuperbuildError
-from superbuild.pipelines.api import BuildContext, BuildProducts, JobInputs, Runner, Workspace
+from superbuild.pipelines.api import (
+    BuildContext,
+    BuildProducts,
+    JobInputs,
+    Pipeline,
+    Runner,
+    Workspace,
+)
 from superbuild.pipelines.rpm import builders
 from superbuild.pipelines.rpm.options import RpmOptions, default_builder, options_of
 from superbuild.pipelines.rpm.source import read_source
@@ -85,7 +92,7 @@ if TYPE_CHECKING:
 MOCK_RESOURCE = "mock"
 
 
-class RpmPipeline:
+class RpmPipeline(Pipeline):
     """Build source and binary RPMs from a spec file in the package's repository."""
 
     name: str = "rpm"
@@ -116,9 +123,6 @@ class RpmPipeline:
         # mock resolves BuildRequires in its chroot: it needs this run's RPMs of the
         # requirements; rpmbuild --nodeps reads nothing of them.
         return options_of(ctx.options).builder == "mock"
-
-    def reads_git(self, ctx: BuildContext) -> bool:
-        return True
 
     def published(self, ctx: BuildContext) -> None:
         """mock dependents read this run's repository (``--addrepo``): refresh its metadata."""
