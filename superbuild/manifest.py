@@ -30,79 +30,7 @@ if TYPE_CHECKING:
 
 MANIFESTS_DIR = "manifests"
 SETTINGS_FILE = "superbuild.yaml"
-CACHE_FORMAT = 3
-PIPELINES = ("rpm", "command")
-BUILDERS = ("rpmbuild", "mock")
-STAGES = ("source", "srpm", "rpm", "sign", "command", "verify")
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
-
-_timeout_schema: dict[str, Any] = {
-    "oneOf": [
-        {"type": "number", "exclusiveMinimum": 0},
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {s: {"type": "number", "exclusiveMinimum": 0} for s in STAGES},
-        },
-    ]
-}
-_strings = {"type": "array", "items": {"type": "string"}}
-
-#: Keys a package manifest may set, also valid under ``defaults:`` in superbuild.yaml.
-PACKAGE_KEYS: dict[str, Any] = {
-    "description": {"type": "string"},
-    "pipeline": {"enum": list(PIPELINES)},
-    "spec": {"type": "string", "minLength": 1},
-    "version": {"type": "string", "minLength": 1},
-    "builder": {"enum": list(BUILDERS)},
-    "mock_config": {"type": "string", "minLength": 1},
-    "commands": {**_strings, "minItems": 1},
-    "verify": {"oneOf": [{"type": "string", "minLength": 1}, {**_strings, "minItems": 1}]},
-    "timeout": _timeout_schema,
-    "env": {"type": "object", "additionalProperties": {"type": "string"}},
-    "source": {"enum": ["export", "none"]},
-}
-
-MANIFEST_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "superbuild package manifest",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["path"],
-    "properties": {
-        "path": {"type": "string", "minLength": 1},
-        "requires": {
-            "type": "array",
-            "items": {"type": "string", "pattern": NAME_PATTERN},
-            "uniqueItems": True,
-        },
-        **PACKAGE_KEYS,
-    },
-}
-
-SETTINGS_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "superbuild settings (superbuild.yaml)",
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "defaults": {"type": "object", "additionalProperties": False, "properties": PACKAGE_KEYS},
-        "output": {"type": "string", "minLength": 1},
-        "jobs": {"type": "integer", "minimum": 0},
-        "keep_runs": {"type": "integer", "minimum": 0},
-        "executor": {"enum": ["local", "dask"]},
-        "scheduler_address": {"type": "string", "minLength": 1},
-        "sign": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["key"],
-            "properties": {
-                "key": {"type": "string", "minLength": 1},
-                "gpg_home": {"type": "string"},
-            },
-        },
-    },
-}
+CACHE_FORMAT = 4
 
 
 class Entry(NamedTuple):
@@ -128,6 +56,7 @@ class Entry(NamedTuple):
     timeouts: tuple[tuple[str, float], ...]
     env: tuple[tuple[str, str], ...]
     source: str
+    rpm_macros: tuple[tuple[str, str], ...]
     blob: str
     digest: str
 
@@ -352,6 +281,8 @@ _MEMO: dict[tuple[str, str, str], tuple[Package | None, list[str]]] = {}
 def _parse(
     repo: Path, tree: str, settings_blob: str | None
 ) -> tuple[dict[str, Package], Settings, list[str]]:
+    from superbuild import schema  # only when a manifest is parsed (a cache miss)
+
     entries = [
         e for e in g.ls_tree(repo, tree) if e.kind == "blob" and manifest_name(e.path) is not None
     ]
@@ -364,8 +295,10 @@ def _parse(
     problems: list[str] = []
     settings = Settings()
     if settings_blob:
-        raw = _load_yaml(blobs[settings_blob], SETTINGS_FILE, problems)
-        if raw is not None and _validate(raw, SETTINGS_SCHEMA, SETTINGS_FILE, problems):
+        raw = schema.load_yaml(blobs[settings_blob], SETTINGS_FILE, problems)
+        if raw is not None and schema.validate(
+            raw, schema.SETTINGS_SCHEMA, SETTINGS_FILE, problems
+        ):
             sign = raw.get("sign") or {}
             settings = Settings(
                 output=raw.get("output", Settings().output),
@@ -387,7 +320,7 @@ def _parse(
         name = manifest_name(entry.path)
         assert name is not None
         by_name.setdefault(name, []).append(file)
-        if not re.match(NAME_PATTERN, name):
+        if not re.match(schema.NAME_PATTERN, name):
             problems.append(
                 f"{file}: {name!r} is not a valid package name "
                 "(letters, digits and . _ + -, starting with a letter or digit)"
@@ -396,8 +329,8 @@ def _parse(
         key = (entry.oid, entry.path, memo_key)
         if key not in _MEMO:
             found: list[str] = []
-            raw = _load_yaml(blobs[entry.oid], file, found)
-            ok = raw is not None and _validate(raw, MANIFEST_SCHEMA, file, found)
+            raw = schema.load_yaml(blobs[entry.oid], file, found)
+            ok = raw is not None and schema.validate(raw, schema.MANIFEST_SCHEMA, file, found)
             _MEMO[key] = (
                 _package(name, file, entry.oid, raw, settings.defaults) if raw and ok else None,
                 found,
@@ -446,6 +379,7 @@ def _package(
     else:
         timeouts = tuple(sorted((s, float(t)) for s, t in (timeout or {}).items()))
     env = {**defaults.get("env", {}), **raw.get("env", {})}
+    macros = {**defaults.get("rpm_macros", {}), **raw.get("rpm_macros", {})}
     return Package(
         name=name,
         path=data["path"].strip("/"),
@@ -462,6 +396,7 @@ def _package(
         timeouts=timeouts,
         env=tuple(sorted(env.items())),
         source=data.get("source", "export"),
+        rpm_macros=tuple(sorted(macros.items())),
         blob=blob,
     )
 
@@ -494,138 +429,3 @@ def path_problems(product: Product, links: Mapping[str, str]) -> list[str]:
                 f"{commit}: fix the path or add the submodule (git submodule add URL {entry.path})"
             )
     return problems
-
-
-# --------------------------------------------------------------------------- YAML and schema
-
-
-def _yaml_loader() -> type:
-    import yaml
-
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class StrictLoader(base):  # type: ignore[valid-type,misc]
-        """Safe loading that refuses duplicate keys instead of keeping the last one."""
-
-        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-            seen: dict[Any, Any] = {}
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                if key in seen:
-                    mark = key_node.start_mark
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
-                    )
-                seen[key] = True
-            result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-            return result
-
-    StrictLoader.add_constructor(
-        "tag:yaml.org,2002:map",
-        lambda loader, node: loader.construct_mapping(node, deep=True),
-    )
-    return StrictLoader
-
-
-_LOADER: type | None = None
-
-
-def _load_yaml(data: bytes, file: str, problems: list[str]) -> dict[str, Any] | None:
-    import yaml
-
-    global _LOADER  # noqa: PLW0603 - built once per process
-    if _LOADER is None:
-        _LOADER = _yaml_loader()
-    try:
-        doc = yaml.load(data, Loader=_LOADER)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        what = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
-        problems.append(f"{file}{where}: invalid YAML: {what}")
-        return None
-    except yaml.YAMLError as exc:
-        problems.append(f"{file}: invalid YAML: {' '.join(str(exc).split())}")
-        return None
-    if doc is None:
-        problems.append(f"{file}: the file is empty: a manifest needs at least a 'path'")
-        return None
-    if not isinstance(doc, dict):
-        problems.append(
-            f"{file}: expected a mapping of keys (path: ..., requires: [...]), got {_kind(doc)}"
-        )
-        return None
-    return doc
-
-
-def _kind(value: Any) -> str:
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-        type(None): "null",
-    }.get(type(value), type(value).__name__)
-
-
-_VALIDATORS: dict[int, Any] = {}
-
-
-def _validate(doc: Any, schema: dict[str, Any], file: str, problems: list[str]) -> bool:
-    validator = _VALIDATORS.get(id(schema))
-    if validator is None:
-        import jsonschema
-
-        validator = _VALIDATORS[id(schema)] = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.path])
-    for error in errors:
-        problems.append(f"{file}: {_describe(error)}")
-    return not errors
-
-
-def _describe(error: Any) -> str:
-    import difflib
-
-    where = ".".join(str(p) for p in error.absolute_path)
-    prefix = f"{where}: " if where else ""
-    value = error.instance
-    if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(value) - set(allowed), key=str)
-        parts = []
-        for key in extra:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            parts.append(f"unknown key {key!r}{hint}")
-        return prefix + "; ".join(parts) + f"; allowed keys: {', '.join(allowed)}"
-    if error.validator == "required":
-        missing = [k for k in error.validator_value if k not in value]
-        return prefix + f"missing required key {missing[0]!r}"
-    if error.validator == "type":
-        want = error.validator_value
-        want = " or ".join(want) if isinstance(want, list) else want
-        article = "an" if str(want)[0] in "aeiou" else "a"
-        quote = " (quote it)" if want == "string" and isinstance(value, int | float) else ""
-        return prefix + f"expected {article} {want}, got {_kind(value)} {value!r}{quote}"
-    if error.validator == "enum":
-        return prefix + f"{value!r} is not one of: {', '.join(map(str, error.validator_value))}"
-    if error.validator == "pattern":
-        return prefix + f"{value!r} is not a valid package name"
-    if error.validator == "oneOf":
-        return prefix + f"{value!r} has the wrong form ({_one_of_hint(error.schema)})"
-    return prefix + " ".join(error.message.split())
-
-
-def _one_of_hint(schema: Mapping[str, Any]) -> str:
-    kinds = []
-    for option in schema.get("oneOf", ()):
-        kind = option.get("type")
-        kinds.append({"array": "a list of strings", "object": "a mapping"}.get(kind, f"a {kind}"))
-    return "expected " + " or ".join(kinds)
-
-
-def schema_documents() -> dict[str, dict[str, Any]]:
-    """The JSON schemas, for docs and editors."""
-    return {"manifest": MANIFEST_SCHEMA, "settings": SETTINGS_SCHEMA}

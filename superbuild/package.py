@@ -35,6 +35,8 @@ class Package:
     timeouts: tuple[tuple[str, float], ...] = ()  # (stage, seconds); stage "*" for all
     env: tuple[tuple[str, str], ...] = ()
     source: str = "export"
+    #: rpm macros (name, value) for every rpm, rpmbuild and mock call of the package.
+    rpm_macros: tuple[tuple[str, str], ...] = ()
     blob: str = ""  # object id of the manifest file
 
     def timeout(self, stage: str) -> float | None:
@@ -47,6 +49,8 @@ class Package:
         data = self.to_dict()
         for key in ("manifest", "blob", "description"):
             data.pop(key)
+        if not data["rpm_macros"]:
+            data.pop("rpm_macros")  # keeps the build keys of packages without macros
         import hashlib
 
         raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
@@ -69,6 +73,7 @@ class Package:
             "timeouts": [list(t) for t in self.timeouts],
             "env": [list(e) for e in self.env],
             "source": self.source,
+            "rpm_macros": [list(m) for m in self.rpm_macros],
             "blob": self.blob,
         }
 

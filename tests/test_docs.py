@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from superbuild.cli import build_parser
-from superbuild.manifest import PACKAGE_KEYS, schema_documents
+from superbuild.schema import PACKAGE_KEYS, schema_documents
 
 ROOT = Path(__file__).resolve().parent.parent
 

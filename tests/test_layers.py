@@ -32,12 +32,18 @@ def test_the_cycle_finder_finds_cycles() -> None:
 
 def test_the_engine_knows_nothing_of_pipelines_or_rpm() -> None:
     edges = import_graph().graph()
-    engine = [m for m in edges if m.startswith("superbuild.executors") or m in (
-        "superbuild.jobs",
-        "superbuild.scheduler",
-        "superbuild.worker",
-        "superbuild.proc",
-    )]
+    engine = [
+        m
+        for m in edges
+        if m.startswith("superbuild.executors")
+        or m
+        in (
+            "superbuild.jobs",
+            "superbuild.scheduler",
+            "superbuild.worker",
+            "superbuild.proc",
+        )
+    ]
     for module in engine:
         wrong = sorted(m for m in edges[module] if m.startswith("superbuild.pipelines"))
         assert not wrong, f"{module} imports {wrong}"
@@ -49,7 +55,10 @@ def test_the_registry_loads_no_pipeline() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('superbuild.pipelines.')))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
         stdin=subprocess.DEVNULL,
     ).stdout
     assert out.strip() == "['superbuild.pipelines.registry']"

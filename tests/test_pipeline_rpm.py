@@ -144,6 +144,28 @@ def test_the_archive_the_spec_asks_for(tmp_path: Path, source0: str, prep: str) 
 
 
 @pytest.mark.rpm
+def test_rpm_macros_reach_the_spec_reading_and_every_rpmbuild(tmp_path: Path) -> None:
+    """A target's macros (dist, a feature switch) decide the NEVR and the sources."""
+    repo = init_repo(tmp_path / "src" / "hello")
+    spec = hello_spec().replace(
+        "Source1:        hello.conf",
+        "Source1:        hello.conf\n%if 0%{?with_signature}\nSource2: hello.asc\n%endif",
+    )
+    commit = commit_files(repo, {"hello.spec": spec, "payload.txt": "p\n", "hello.conf": "c\n"})
+    macros = (("dist", ".el9"), ("with_signature", "0"))
+    package = make_package(rpm_macros=macros)
+    result = build(tmp_path, repo, commit, package=package, macros=macros)
+    assert result.release == f"1.1.g{commit[:7]}.el9"
+    assert all(".el9." in a for a in result.artifacts)
+    with pytest.raises(PipelineFailed, match=r"Source2 hello\.asc"):
+        signed = (("with_signature", "1"),)
+        build(
+            tmp_path, repo, commit, run="r2", package=make_package(rpm_macros=signed), macros=signed
+        )
+    assert make_package(rpm_macros=macros).digest != make_package().digest
+
+
+@pytest.mark.rpm
 def test_a_source_neither_in_git_nor_made_fails_before_rpmbuild(tmp_path: Path) -> None:
     repo = init_repo(tmp_path / "src" / "hello")
     spec = hello_spec().replace(

@@ -13,12 +13,8 @@ import pytest
 import yaml
 
 from superbuild import git as sgit
-from superbuild.manifest import (
-    MANIFEST_SCHEMA,
-    SETTINGS_SCHEMA,
-    load_product,
-    manifest_name,
-)
+from superbuild.manifest import load_product, manifest_name
+from superbuild.schema import MANIFEST_SCHEMA, SETTINGS_SCHEMA
 from superbuild.testing.sample import (
     SAMPLE_MANIFESTS,
     SAMPLE_SETTINGS,

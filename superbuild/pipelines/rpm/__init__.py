@@ -112,6 +112,7 @@ class RpmPipeline(Pipeline):
                 extra_repos=(output / outrepo.RPMS_DIR,) if chosen == "mock" else (),
                 sign_key=settings.sign_key,
                 gpg_home=settings.gpg_home,
+                macros=package.rpm_macros,
             )
         except SuperbuildError as exc:
             raise SuperbuildError(f"{package.name}: {exc}") from None

@@ -1,0 +1,227 @@
+"""The manifest and settings formats: JSON schemas, strict YAML loading, one-line problems.
+
+The schemas are published as ``docs/manifest.schema.json`` and
+``docs/settings.schema.json`` (:func:`schema_documents`; a test keeps them equal).  Their
+enums come from :mod:`superbuild.pipelines.registry`, which imports no pipeline.  YAML is
+loaded safely, duplicate keys refused; every validation error becomes one line naming
+the file and the key, with a "did you mean" for a near-miss key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from superbuild.pipelines.registry import BUILDERS, PIPELINES, SOURCES, STAGES
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+#: An rpm macro name (``rpm_macros:`` keys).
+MACRO_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+_timeout_schema: dict[str, Any] = {
+    "oneOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {s: {"type": "number", "exclusiveMinimum": 0} for s in STAGES},
+        },
+    ]
+}
+_strings = {"type": "array", "items": {"type": "string"}}
+
+#: Keys a package manifest may set, also valid under ``defaults:`` in superbuild.yaml.
+PACKAGE_KEYS: dict[str, Any] = {
+    "description": {"type": "string"},
+    "pipeline": {"enum": list(PIPELINES)},
+    "spec": {"type": "string", "minLength": 1},
+    "version": {"type": "string", "minLength": 1},
+    "builder": {"enum": list(BUILDERS)},
+    "mock_config": {"type": "string", "minLength": 1},
+    "commands": {**_strings, "minItems": 1},
+    "verify": {"oneOf": [{"type": "string", "minLength": 1}, {**_strings, "minItems": 1}]},
+    "timeout": _timeout_schema,
+    "env": {"type": "object", "additionalProperties": {"type": "string"}},
+    "source": {"enum": list(SOURCES)},
+    "rpm_macros": {
+        "type": "object",
+        "propertyNames": {"pattern": MACRO_NAME_PATTERN},
+        "additionalProperties": {"type": "string"},
+    },
+}
+
+MANIFEST_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "superbuild package manifest",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["path"],
+    "properties": {
+        "path": {"type": "string", "minLength": 1},
+        "requires": {
+            "type": "array",
+            "items": {"type": "string", "pattern": NAME_PATTERN},
+            "uniqueItems": True,
+        },
+        **PACKAGE_KEYS,
+    },
+}
+
+SETTINGS_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "superbuild settings (superbuild.yaml)",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "defaults": {"type": "object", "additionalProperties": False, "properties": PACKAGE_KEYS},
+        "output": {"type": "string", "minLength": 1},
+        "jobs": {"type": "integer", "minimum": 0},
+        "keep_runs": {"type": "integer", "minimum": 0},
+        "executor": {"enum": ["local", "dask"]},
+        "scheduler_address": {"type": "string", "minLength": 1},
+        "sign": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["key"],
+            "properties": {
+                "key": {"type": "string", "minLength": 1},
+                "gpg_home": {"type": "string"},
+            },
+        },
+    },
+}
+
+
+# --------------------------------------------------------------------------- YAML and validation
+
+
+def _yaml_loader() -> type:
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class StrictLoader(base):  # type: ignore[valid-type,misc]
+        """Safe loading that refuses duplicate keys instead of keeping the last one."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    mark = key_node.start_mark
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
+                    )
+                seen[key] = True
+            result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+            return result
+
+    StrictLoader.add_constructor(
+        "tag:yaml.org,2002:map",
+        lambda loader, node: loader.construct_mapping(node, deep=True),
+    )
+    return StrictLoader
+
+
+_LOADER: type | None = None
+
+
+def load_yaml(data: bytes, file: str, problems: list[str]) -> dict[str, Any] | None:
+    import yaml
+
+    global _LOADER  # noqa: PLW0603 - built once per process
+    if _LOADER is None:
+        _LOADER = _yaml_loader()
+    try:
+        doc = yaml.load(data, Loader=_LOADER)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        what = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        problems.append(f"{file}{where}: invalid YAML: {what}")
+        return None
+    except yaml.YAMLError as exc:
+        problems.append(f"{file}: invalid YAML: {' '.join(str(exc).split())}")
+        return None
+    if doc is None:
+        problems.append(f"{file}: the file is empty: a manifest needs at least a 'path'")
+        return None
+    if not isinstance(doc, dict):
+        problems.append(
+            f"{file}: expected a mapping of keys (path: ..., requires: [...]), got {_kind(doc)}"
+        )
+        return None
+    return doc
+
+
+def _kind(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+_VALIDATORS: dict[int, Any] = {}
+
+
+def validate(doc: Any, schema: dict[str, Any], file: str, problems: list[str]) -> bool:
+    validator = _VALIDATORS.get(id(schema))
+    if validator is None:
+        import jsonschema
+
+        validator = _VALIDATORS[id(schema)] = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.path])
+    for error in errors:
+        problems.append(f"{file}: {_describe(error)}")
+    return not errors
+
+
+def _describe(error: Any) -> str:
+    import difflib
+
+    where = ".".join(str(p) for p in error.absolute_path)
+    prefix = f"{where}: " if where else ""
+    value = error.instance
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed), key=str)
+        parts = []
+        for key in extra:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"unknown key {key!r}{hint}")
+        return prefix + "; ".join(parts) + f"; allowed keys: {', '.join(allowed)}"
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        return prefix + f"missing required key {missing[0]!r}"
+    if error.validator == "type":
+        want = error.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        article = "an" if str(want)[0] in "aeiou" else "a"
+        quote = " (quote it)" if want == "string" and isinstance(value, int | float) else ""
+        return prefix + f"expected {article} {want}, got {_kind(value)} {value!r}{quote}"
+    if error.validator == "enum":
+        return prefix + f"{value!r} is not one of: {', '.join(map(str, error.validator_value))}"
+    if error.validator == "pattern":
+        return prefix + f"{value!r} is not a valid package name"
+    if error.validator == "oneOf":
+        return prefix + f"{value!r} has the wrong form ({_one_of_hint(error.schema)})"
+    return prefix + " ".join(error.message.split())
+
+
+def _one_of_hint(schema: Mapping[str, Any]) -> str:
+    kinds = []
+    for option in schema.get("oneOf", ()):
+        kind = option.get("type")
+        kinds.append({"array": "a list of strings", "object": "a mapping"}.get(kind, f"a {kind}"))
+    return "expected " + " or ".join(kinds)
+
+
+def schema_documents() -> dict[str, dict[str, Any]]:
+    """The JSON schemas, for docs and editors."""
+    return {"manifest": MANIFEST_SCHEMA, "settings": SETTINGS_SCHEMA}
