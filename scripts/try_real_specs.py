@@ -639,6 +639,13 @@ def build_all(
         if group == "rdo":
             manifest.append(f'version: "{RDO_VERSION}"')
             manifest.append(f"env: {{HOME: {json.dumps(str(home))}}}")
+            # What DLRN defines, given the way a packager would: rpm_macros (the
+            # env: HOME above only reaches the build commands, not the spec reading).
+            manifest.append('rpm_macros: {dlrn: "1"}')
+        elif "sources_gpg" in original:
+            # OpenStack specs want the upstream tarball's .asc unless told otherwise:
+            # the lookaside signature is not in git, as in a DLRN build.
+            manifest.append('rpm_macros: {sources_gpg: "0"}')
         (super_dir / "manifests" / f"{name}.yaml").write_text("\n".join(manifest) + "\n")
         results.append(entry)
     git_commit_all(super_dir, genv, "superproject of real specs")
