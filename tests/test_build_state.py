@@ -245,6 +245,7 @@ def test_durations_become_scheduler_weights(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from superbuild.build import prepare as real_prepare  # what build_cmd calls
     from superbuild.commands import build as build_cmd
 
     with st.BuildState.open(sample.path) as state:
@@ -264,7 +265,6 @@ def test_durations_become_scheduler_weights(
                 state.update_build(f"r{i}", name, status="succeeded", duration_s=seconds)
             rec.finish("success")
     seen: list[dict[str, float]] = []
-    real_prepare = build_cmd.prepare
 
     def spy(*args: Any, weights: dict[str, float], **kw: Any) -> Any:
         seen.append(dict(weights))

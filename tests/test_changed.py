@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -11,8 +13,11 @@ from tests.conftest import Repo, fake_sha
 from tests.helpers import cli, cli_json
 
 
-def changed(capsys: pytest.CaptureFixture[str], repo: Repo, *args: str) -> dict:
-    return cli_json(capsys, "changed", "-C", str(repo.path), "--format", "json", *args)
+def changed(capsys: pytest.CaptureFixture[str], repo: Repo, *args: str) -> dict[str, Any]:
+    data: dict[str, Any] = cli_json(
+        capsys, "changed", "-C", str(repo.path), "--format", "json", *args
+    )
+    return data
 
 
 def product(repo: Repo) -> dict[str, str]:
@@ -279,7 +284,7 @@ def test_settings_change_marks_packages_whose_entry_changed(
 
 
 def test_uninitialized_submodules_are_not_needed(
-    tmp_path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A CI clone has only the superproject: the gitlinks' commits do not exist locally."""
     origin = Repo(tmp_path / "origin")
@@ -292,7 +297,7 @@ def test_uninitialized_submodules_are_not_needed(
     assert [c["package"] for c in data["changes"]] == ["tool"]
 
 
-def test_bare_clone(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bare_clone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     origin = Repo(tmp_path / "origin")
     product(origin)
     origin.link("repos/base")
@@ -356,7 +361,7 @@ def test_cache_never_gives_a_wrong_answer(repo: Repo, capsys: pytest.CaptureFixt
 
 
 def test_direction_of_gitlink_moves(
-    tmp_path, repo: Repo, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, repo: Repo, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """forward / backward / sideways are judged in the initialized submodule's history."""
     sub = Repo(tmp_path / "sub")
@@ -375,7 +380,8 @@ def test_direction_of_gitlink_moves(
         repo.link("repos/sub", sha)
         repo.commit(f"sub at {sha[:7]}")
         [change] = changed(capsys, repo)["changes"]
-        return change["direction"]
+        direction: str = change["direction"]
+        return direction
 
     assert step(b) == "forward"
     assert step(c) == "sideways"

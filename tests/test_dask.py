@@ -23,9 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Repo
-from rpmtools import make_context, make_package, rpm_payload
-from rpmtools import rpm_query as rpmq
 
 from superbuild import worker
 from superbuild.build import BuildOptions, BuildResult, execute, prepare
@@ -37,7 +34,10 @@ from superbuild.pipelines.task import build_remote, collect_outputs, prepare_inp
 from superbuild.planning import PlanRequest, select
 from superbuild.scheduler import run_jobs
 from superbuild.testing.sample import make_sample_superproject
+from tests.conftest import Repo
 from tests.helpers import alive, descendants
+from tests.rpmtools import make_context, make_package, rpm_payload
+from tests.rpmtools import rpm_query as rpmq
 
 distributed: Any = None
 with contextlib.suppress(ImportError):  # the optional extra may be missing
@@ -313,7 +313,7 @@ def test_corrupted_inputs_are_refused_by_the_worker(tmp_path: Path) -> None:
 def test_same_report_and_repository_as_the_local_executor(
     cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from test_build import PRODUCT, write_manifests
+    from tests.test_build import PRODUCT, write_manifests
 
     sample = make_sample_superproject(
         tmp_path / "sp", write_manifests(tmp_path / "manifests", PRODUCT), settings=None
@@ -361,7 +361,7 @@ def test_same_report_and_repository_as_the_local_executor(
 def test_mock_builds_get_this_runs_rpms_shipped(
     cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from test_build import write_manifests
+    from tests.test_build import write_manifests
 
     product = {"base": [], "client": ["base"]}
     sample = make_sample_superproject(
@@ -601,7 +601,7 @@ def test_cli_dask_build_records_the_same_state_as_local(cluster: Any, tmp_path: 
     """``superbuild build --executor dask``: same report and state rows as ``--executor local``."""
     import sqlite3
 
-    from test_build import PRODUCT, write_manifests
+    from tests.test_build import PRODUCT, write_manifests
 
     sample = make_sample_superproject(
         tmp_path / "sp", write_manifests(tmp_path / "manifests", PRODUCT), settings=None

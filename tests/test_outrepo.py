@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rpmtools import build_plain_rpm
 
 from superbuild import outrepo, proc
+from tests.rpmtools import build_plain_rpm
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from rpmtools import commit_files, init_repo, make_context, make_package, write_files
 
 from superbuild import proc
 from superbuild.errors import SuperbuildError
 from superbuild.pipelines.api import PipelineFailed, SourceUnavailable
 from superbuild.pipelines.task import run_package
+from tests.rpmtools import commit_files, init_repo, make_context, make_package, write_files
 
 ENV_STEP = 'env | grep -E "^(SUPERBUILD_|GREETING=)" | sort > "$SUPERBUILD_OUTPUT/env.txt"'
 COPY_STEP = (

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rpmtools import (
+
+from superbuild import outrepo
+from superbuild.pipelines.api import BuildContext, PackageBuild, PipelineFailed, SourceUnavailable
+from superbuild.pipelines.rpm.options import RpmOptions
+from superbuild.pipelines.rpm.spec import SpecError, read_spec, with_provenance, with_version
+from superbuild.pipelines.task import run_package
+from tests.rpmtools import (
     commit_files,
     hello_spec,
     init_repo,
@@ -24,12 +30,6 @@ from rpmtools import (
     vercmp,
     write_files,
 )
-
-from superbuild import outrepo
-from superbuild.pipelines.api import BuildContext, PackageBuild, PipelineFailed, SourceUnavailable
-from superbuild.pipelines.rpm.options import RpmOptions
-from superbuild.pipelines.rpm.spec import SpecError, read_spec, with_provenance, with_version
-from superbuild.pipelines.task import run_package
 
 QF = "%{NAME} %{VERSION} %{RELEASE} %{VCS}"
 

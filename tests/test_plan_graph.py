@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.conftest import Repo
@@ -21,8 +23,9 @@ def prod(repo: Repo) -> Repo:
     return repo
 
 
-def plan(capsys: pytest.CaptureFixture[str], repo: Repo, *args: str) -> dict:
-    return cli_json(capsys, "plan", "-C", str(repo.path), "--format", "json", *args)
+def plan(capsys: pytest.CaptureFixture[str], repo: Repo, *args: str) -> dict[str, Any]:
+    data: dict[str, Any] = cli_json(capsys, "plan", "-C", str(repo.path), "--format", "json", *args)
+    return data
 
 
 def test_plan_defaults_to_affected(prod: Repo, capsys: pytest.CaptureFixture[str]) -> None:

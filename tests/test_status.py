@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from superbuild import git as sbgit
 from superbuild import status as sts
 from superbuild.testing.sample import SampleSuperproject, make_sample_superproject, run_git
 from tests.helpers import cli, run_superbuild
@@ -252,13 +253,13 @@ def test_refs_read_from_files_agree_with_git(
     pack()
     assert git_answer(tree) == sts.Checkout(recorded, 0)
     git_calls: list[tuple[str, ...]] = []
-    real_git = sts.g.git
+    real_git = sbgit.git  # what status calls, as g.git
 
     def counting_git(repo: Any, *args: str, **kw: Any) -> Any:
         git_calls.append(args)
         return real_git(repo, *args, **kw)
 
-    monkeypatch.setattr(sts.g, "git", counting_git)
+    monkeypatch.setattr(sbgit, "git", counting_git)
     assert sts.read_checkout(tree) == sts.Checkout(recorded, 0)
     assert git_calls == []
     # 2. on a branch (symbolic HEAD) with a local commit: rev-list counts it
@@ -294,13 +295,13 @@ def test_unpushed_counts_are_cached_by_tips(
     sub_git(sample, "tool", "commit", "-qam", "local one")
     assert status(sample)["tool"]["unpushed"] == 1
     calls: list[tuple[str, ...]] = []
-    real_git = sts.g.git
+    real_git = sbgit.git
 
     def counting_git(repo: Any, *args: str, **kw: Any) -> Any:
         calls.append(args)
         return real_git(repo, *args, **kw)
 
-    monkeypatch.setattr(sts.g, "git", counting_git)
+    monkeypatch.setattr(sbgit, "git", counting_git)
     assert status(sample)["tool"]["unpushed"] == 1
     assert [c for c in calls if c[0] == "rev-list"] == []  # same tips: from the cache
     (sample.work_tree("tool") / "NEWS").write_text("two\n")
