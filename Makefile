@@ -13,8 +13,8 @@ demo: setup
 	$(BIN)/python -m superbuild.testing.demo
 
 lint: setup
-	$(BIN)/ruff check superbuild tests bench
-	$(BIN)/ruff format --check superbuild tests bench
+	$(BIN)/ruff check superbuild tests bench scripts
+	$(BIN)/ruff format --check superbuild tests bench scripts
 	$(BIN)/mypy
 
 test: lint

@@ -365,10 +365,10 @@ def archive_tops(srpm: Path, name: str, work: Path) -> set[str] | None:
     out = work / "unpacked"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    payload = subprocess.run(
+    payload = subprocess.run(  # noqa: S603 - an argv (never a shell), built here
         ["rpm2cpio", os.fspath(srpm)], capture_output=True, check=True, stdin=subprocess.DEVNULL
     ).stdout
-    subprocess.run(["cpio", "-idm", "--quiet"], cwd=out, input=payload, check=True)
+    subprocess.run(["cpio", "-idm", "--quiet"], cwd=out, input=payload, check=True)  # noqa: S603
     archive = out / name
     if not archive.is_file():
         return None
@@ -376,7 +376,7 @@ def archive_tops(srpm: Path, name: str, work: Path) -> set[str] | None:
         with zipfile.ZipFile(archive) as zf:
             names = zf.namelist()
     elif name.endswith((".tar.zst", ".tzst")):
-        raw = subprocess.run(
+        raw = subprocess.run(  # noqa: S603 - an argv (never a shell), built here
             ["zstd", "-dc", os.fspath(archive)],
             capture_output=True,
             check=True,
