@@ -368,7 +368,7 @@ def archive_tops(srpm: Path, name: str, work: Path) -> set[str] | None:
     payload = subprocess.run(  # noqa: S603 - an argv (never a shell), built here
         ["rpm2cpio", os.fspath(srpm)], capture_output=True, check=True, stdin=subprocess.DEVNULL
     ).stdout
-    subprocess.run(["cpio", "-idm", "--quiet"], cwd=out, input=payload, check=True)  # noqa: S603
+    subprocess.run(["cpio", "-idm", "--quiet"], cwd=out, input=payload, check=True)
     archive = out / name
     if not archive.is_file():
         return None
