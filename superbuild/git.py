@@ -131,20 +131,8 @@ def short_oid(oid: str | None, missing: str = "-") -> str:
     return oid[:7] if oid else missing
 
 
-def first_line(stderr: bytes) -> str:
-    """The line of git's stderr that says why it failed.
-
-    git writes the cause first (``fatal: 'x' does not appear to be a git repository``,
-    ``ssh: Could not resolve hostname ...``) and generic advice last (``Please make sure
-    ... and the repository exists.``): the first line that is not blank, a ``hint:`` or a
-    ``warning:``; empty if there is none.
-    """
-    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
-    lines = [line for line in lines if line]
-    for line in lines:
-        if not line.startswith(("hint:", "warning:")):
-            return line
-    return lines[0] if lines else ""
+#: The line of a command's stderr that says why it failed (see :func:`proc.reason_line`).
+first_line = proc.reason_line
 
 
 # --------------------------------------------------------------------------- locating

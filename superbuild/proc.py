@@ -53,13 +53,28 @@ INSTALL_HINTS = {
 }
 
 
+def reason_line(stderr: bytes) -> str:
+    """The line of a command's stderr that says why it failed.
+
+    Tools such as git write the cause first (``fatal: 'x' does not appear to be a git
+    repository``) and generic advice last (``Please make sure ... and the repository
+    exists.``): the first line that is not blank, a ``hint:`` or a ``warning:``; empty if
+    there is none.
+    """
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
+    lines = [line for line in lines if line]
+    for line in lines:
+        if not line.startswith(("hint:", "warning:")):
+            return line
+    return lines[0] if lines else ""
+
+
 class ProcessError(SuperbuildError):
     """A command exited non-zero (or timed out) where success was required."""
 
     def __init__(self, result: Completed, what: str | None = None) -> None:
         self.result = result
-        detail = result.stderr.decode(errors="replace").strip().splitlines()
-        tail = detail[-1] if detail else ""
+        tail = reason_line(result.stderr)
         how = "timed out" if result.timed_out else f"exited {result.returncode}"
         head = what or f"command {' '.join(result.args)!r}"
         super().__init__(f"{head} {how}" + (f": {tail}" if tail else ""))

@@ -18,6 +18,7 @@ Uninitialized submodules cost nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -350,20 +351,10 @@ class UnpushedCache:
     def save(self, old: Mapping[str, int], new: Mapping[str, int]) -> None:
         if dict(old) == dict(new):
             return
-        import json
-        import tempfile
+        from superbuild.fileio import write_json_atomic
 
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        except OSError:
-            return  # a read-only git dir: no cache, same answers
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(dict(sorted(new.items())), fh)
-            Path(tmp).replace(self.path)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only git dir: no cache, same answers
+            write_json_atomic(self.path, dict(sorted(new.items())), make_parents=True)
 
 
 def _last_build(history: PackageHistory | None) -> LastBuild | None:

@@ -136,3 +136,10 @@ def test_session_marks_its_children() -> None:
     session = proc.Session(env={"SUPERBUILD_TEST_MARK": "x1"})
     out = session.run(["sh", "-c", 'echo "$SUPERBUILD_TEST_MARK"']).stdout
     assert out == b"x1\n"
+
+
+def test_a_failed_command_names_its_reason_not_the_advice() -> None:
+    script = "echo 'fatal: no such remote' >&2; echo 'Please make sure it exists.' >&2; exit 128"
+    with pytest.raises(proc.ProcessError) as info:
+        proc.run(["sh", "-c", script], what="git fetch origin")
+    assert str(info.value) == "git fetch origin exited 128: fatal: no such remote"
