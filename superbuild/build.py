@@ -102,6 +102,7 @@ class BuildResult:
                     artifacts=tuple(str(self.run.output / a) for a in result.artifacts)
                     if result
                     else (),
+                    rebuild=self.run.contexts[name].rebuild,
                 )
             )
         return BuildReport(
@@ -128,6 +129,7 @@ def prepare(
     *,
     weights: Mapping[str, float] | None = None,
     run_id: str | None = None,
+    rebuilds: Mapping[str, int] | None = None,
 ) -> BuildRun:
     product = plan.product
     settings = product.settings
@@ -152,6 +154,7 @@ def prepare(
             log_dir=log_root / name,
             options=pipeline_options,
             env=pkg.env,
+            rebuild=(rebuilds or {}).get(name, 0),
         )
         contexts[name] = ctx
         jobs[name] = Job(

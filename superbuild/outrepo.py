@@ -97,17 +97,54 @@ def _install_file(src: Path, dest: Path) -> None:
         raise
 
 
+def _same_bytes(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while True:
+            chunk = fa.read(1 << 20)
+            if chunk != fb.read(1 << 20):
+                return False
+            if not chunk:
+                return True
+
+
+def _built_from(rpm: Path) -> str:
+    """The source RPM a published binary RPM names (for the collision message)."""
+    result = proc.run(
+        ["rpm", "-qp", "--nosignature", "--nodigest", "--qf", "%{SOURCERPM}", os.fspath(rpm)],
+        check=False,
+    )
+    name = result.stdout.decode(errors="replace").strip()
+    return name if result.ok and name and name != "(none)" else ""
+
+
 def collect(output: Path, packages: Iterable[Path]) -> list[str]:
     """Copy RPMs (binary and source) into the output repository; their paths relative to it.
 
-    Binary RPMs go to ``rpms/<arch>/``, source RPMs to ``srpms/``; an existing file of
-    the same name is replaced atomically.  Metadata is not refreshed: call
-    :func:`refresh_metadata` once per wave or at the end of the run.
+    Binary RPMs go to ``rpms/<arch>/``, source RPMs to ``srpms/``.  A published file is
+    never replaced by different bytes under the same name (a client that has it would
+    never see the change): that raises :class:`OutputRepoError` naming the file and what
+    it was built from, and nothing of ``packages`` is copied.  The same bytes again are
+    left as they are.  Metadata is not refreshed: call :func:`refresh_metadata` once per
+    wave or at the end of the run.
     """
     plan = [(src, rpm_destination(src)) for src in packages]  # bad names fail before copying
     with locked(output):
         for src, rel in plan:
-            _install_file(src, output / rel)
+            dest = output / rel
+            if dest.is_file() and not _same_bytes(src, dest):
+                origin = _built_from(dest) if rel.startswith(f"{RPMS_DIR}/") else ""
+                by = f" (built from {origin})" if origin else ""
+                raise OutputRepoError(
+                    f"{rel} is already in the output repository {output} with other "
+                    f"bytes{by}: two packages make the same RPM, or a rebuild reused its "
+                    "name; nothing was replaced"
+                )
+        for src, rel in plan:
+            dest = output / rel
+            if not dest.is_file():
+                _install_file(src, dest)
     return sorted(rel for _, rel in plan)
 
 

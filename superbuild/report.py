@@ -30,6 +30,8 @@ class PackageReport:
     log: str | None
     #: Absolute paths of the artifacts written into the output repository.
     artifacts: tuple[str, ...]
+    #: Successful builds of the same commit before this one (0: a first build).
+    rebuild: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +42,7 @@ class PackageReport:
             "duration_s": round(self.duration_s, 3),
             "log": self.log,
             "artifacts": list(self.artifacts),
+            "rebuild": self.rebuild,
         }
 
 

@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 #: What tests marked ``rpm`` run for real.
-RPM_TOOLS = ("rpmbuild", "rpmspec", "rpm", "rpm2cpio", "cpio", "createrepo_c", "rpmsign", "gpg")
+RPM_TOOLS = (
+    "rpmbuild",
+    "rpmspec",
+    "rpm",
+    "rpm2cpio",
+    "cpio",
+    "createrepo_c",
+    "rpmsign",
+    "gpg",
+    "dnf",
+)
 #: What tests marked ``dask`` import.
 DASK_MODULES = ("distributed",)
 
@@ -34,7 +44,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         "dask": [m for m in DASK_MODULES if importlib.util.find_spec(m) is None],
     }
     hints = {
-        "rpm": "apt-get install rpm createrepo-c python3-rpm / dnf install rpm-build createrepo_c python3-rpm",
+        "rpm": "apt-get install rpm createrepo-c python3-rpm dnf / dnf install rpm-build createrepo_c python3-rpm",
         "dask": "pip install 'superbuild[dask]'",
     }
     in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")

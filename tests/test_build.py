@@ -387,3 +387,58 @@ def test_interrupt_kills_builds_and_exits_130(
         for f in output.rglob("*")
         if f.is_file() and f.name.startswith(".") and f.suffix != ".lock"
     ]
+
+
+def dnf(root: Path, output: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Debian's dnf on the output repository, in an installroot of its own."""
+    return subprocess.run(
+        [
+            *("dnf", "-y", "-q", f"--installroot={root}", "--releasever=1", "--nogpgcheck"),
+            *("--setopt=reposdir=/dev/null", f"--setopt=cachedir={root.parent / 'dnf-cache'}"),
+            *(f"--repofrompath=superbuild,{(output / 'rpms').as_uri()}", "--repo=superbuild"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def installed(root: Path) -> dict[str, str]:
+    out = subprocess.run(
+        ["rpm", "--root", str(root), "-qa", "--qf", "%{NAME} %{VERSION}-%{RELEASE}\n"],
+        capture_output=True,
+        text=True,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    ).stdout
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+def test_a_real_client_installs_the_product_and_upgrades_every_rebuilt_package(
+    sample: SampleSuperproject, tmp_path: Path
+) -> None:
+    output, root = tmp_path / "out", tmp_path / "root"
+    build = ("build", "--builder", "rpmbuild", "-j", "2", "--output", str(output))
+    result = superbuild(sample, *build, "--all")
+    assert result.returncode == 0, result.stderr
+    done = dnf(root, output, "install", "service", "tool")
+    assert done.returncode == 0, done.stderr
+    before = installed(root)
+    assert set(before) == {"base", "client", "service", "tool"}  # Requires pulled in
+
+    # base changes: client and service are rebuilt at their unchanged commits.
+    edit_package(sample, "base", "payload.txt", "base, second edition\n")
+    result = superbuild(sample, *build, "--report", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    rebuilt = {p["package"]: p["rebuild"] for p in report["packages"]}
+    assert rebuilt == {"base": 0, "client": 1, "service": 1}
+
+    done = dnf(root, output, "upgrade", "--refresh")
+    assert done.returncode == 0, done.stderr
+    after = installed(root)
+    assert {n for n in after if after[n] != before[n]} == {"base", "client", "service"}
+    assert after["tool"] == before["tool"]
+    assert after["client"] == before["client"] + ".1"

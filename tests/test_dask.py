@@ -631,12 +631,19 @@ def test_cli_dask_build_records_the_same_state_as_local(cluster: Any, tmp_path: 
     remote = build("dask", "--scheduler-address", cluster.scheduler_address)
 
     def shape(report: dict[str, Any]) -> list[tuple[str, str, str, list[str]]]:
+        # The second build of the same commits is a rebuild: its Releases end in ".1".
+        def name(p: dict[str, Any], artifact: str) -> str:
+            sha = f"g{p['commit'][:7]}"
+            return Path(artifact).name.replace(f"{sha}.{p['rebuild']}.", f"{sha}.")
+
         return [
-            (p["package"], p["commit"], p["status"], sorted(Path(a).name for a in p["artifacts"]))
+            (p["package"], p["commit"], p["status"], sorted(name(p, a) for a in p["artifacts"]))
             for p in report["packages"]
         ]
 
     assert shape(local) == shape(remote)
+    assert {p["rebuild"] for p in local["packages"]} == {0}
+    assert {p["rebuild"] for p in remote["packages"]} == {1}
     db = sqlite3.connect(sample.path / ".superbuild" / "state.db")
     rows = {
         run: sorted(

@@ -43,7 +43,7 @@ def _fake_rpms(tmp_path: Path, names: list[str], content: bytes = b"rpm") -> lis
     return [d / n for n in names]
 
 
-def test_collect_places_and_replaces_atomically(tmp_path: Path) -> None:
+def test_collect_places_atomically_and_never_replaces_published_bytes(tmp_path: Path) -> None:
     out = tmp_path / "out"
     names = ["a-1-1.x86_64.rpm", "a-debuginfo-1-1.x86_64.rpm", "a-1-1.src.rpm", "b-1-1.noarch.rpm"]
     assert outrepo.collect(out, _fake_rpms(tmp_path, names)) == [
@@ -54,10 +54,20 @@ def test_collect_places_and_replaces_atomically(tmp_path: Path) -> None:
     ]
     target = out / "rpms" / "x86_64" / "a-1-1.x86_64.rpm"
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    published = target.read_bytes()
+    # The same name with other bytes: a client that has the file would never see them.
+    with pytest.raises(outrepo.OutputRepoError) as info:
+        outrepo.collect(out, _fake_rpms(tmp_path, ["c-1-1.noarch.rpm", "a-1-1.x86_64.rpm"], b"x"))
+    assert str(info.value).startswith(
+        "rpms/x86_64/a-1-1.x86_64.rpm is already in the output repository"
+    )
+    assert "nothing was replaced" in str(info.value)
+    assert target.read_bytes() == published
+    assert not (out / "rpms" / "noarch" / "c-1-1.noarch.rpm").exists()  # all or nothing
+    # The same bytes again: nothing to do.
     inode = target.stat().st_ino
-    outrepo.collect(out, _fake_rpms(tmp_path, ["a-1-1.x86_64.rpm"], b"rebuilt"))
-    assert target.read_bytes() == b"rebuilt"
-    assert target.stat().st_ino != inode  # replaced by rename, not rewritten in place
+    assert outrepo.collect(out, [target]) == ["rpms/x86_64/a-1-1.x86_64.rpm"]
+    assert target.stat().st_ino == inode
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 

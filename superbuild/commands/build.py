@@ -175,7 +175,14 @@ def _build(
     from superbuild.state import RunRecorder, build_inputs
 
     options = build_options(resolve(flags_from(args), plan.product.settings))
-    run_ = prepare(repo, plan, options, weights=state.weights(plan.packages), run_id=run_id)
+    run_ = prepare(
+        repo,
+        plan,
+        options,
+        weights=state.weights(plan.packages),
+        run_id=run_id,
+        rebuilds=state.rebuilds(plan.commits),
+    )
     recorder = None
     if not plan.packages:
         err.print("nothing to build")

@@ -52,6 +52,9 @@ class BuildContext:
     options: Any = None
     #: Extra environment for every command of the build (before ``package.env``).
     env: tuple[tuple[str, str], ...] = ()
+    #: Successful builds of this commit before this one (the build state): a rebuild
+    #: against changed dependencies gets a new Release from it.
+    rebuild: int = 0
 
 
 @dataclass
@@ -90,6 +93,8 @@ class JobInputs:
     dependency_files: tuple[Blob, ...] = ()
     #: True when the build stages run on another machine than the coordinator.
     remote: bool = False
+    #: See :attr:`BuildContext.rebuild`.
+    rebuild: int = 0
     #: Durations of the stages the coordinator ran (``source``).
     stage_durations: tuple[tuple[str, float], ...] = ()
 

@@ -56,4 +56,5 @@ def inputs_for(
         sources=tuple(sources),
         payload=payload,
         stage_durations=tuple(durations.items()),
+        rebuild=ctx.rebuild,
     )

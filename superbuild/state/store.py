@@ -347,6 +347,23 @@ class BuildState:
             n: PackageHistory(success.get(n), attempt.get(n), row.get(n)) for n in sorted(names)
         }
 
+    def rebuilds(self, commits: Mapping[str, str]) -> dict[str, int]:
+        """Per package (``commits``: package -> the commit about to be built): how many
+        successful builds of it at that same commit the state records.
+
+        A package rebuilt at an unchanged commit (because what it builds against changed)
+        takes this as its rebuild number, so that each build gets a new Release.
+        """
+        found = dict.fromkeys(commits, 0)
+        rows = self.db.execute(
+            "SELECT package, commit_id, COUNT(*) FROM builds WHERE status = 'succeeded' "
+            "GROUP BY package, commit_id"
+        )
+        for package, commit, count in rows:
+            if commits.get(package) == commit:
+                found[package] = int(count)
+        return found
+
     def weights(self, names: Iterable[str]) -> dict[str, float]:
         """Expected build durations (seconds) for the scheduler's critical paths.
 

@@ -146,7 +146,9 @@ class RpmPipeline(Pipeline):
                 st.note(f"# {count} commits up to {source.commit}")
                 macros = options_of(ctx.options).macros
                 try:
-                    text = with_provenance(source.spec_text, source.commit, count, macros)
+                    text = with_provenance(
+                        source.spec_text, source.commit, count, macros, ctx.rebuild
+                    )
                     stamped = read_spec(text, macros)
                 except SpecError as exc:
                     st.fail(f"cannot give {source.spec_name} its provenance: {exc}")

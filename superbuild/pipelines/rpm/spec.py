@@ -251,9 +251,11 @@ def with_version(text: str, version: str, macros: Sequence[tuple[str, str]] = ()
         return str(spec).removeprefix(head)
 
 
-def release_suffix(commit: str, count: int) -> str:
-    """``.<n>.g<sha7>``: added to every Release (``n`` = commits reachable)."""
-    return f".{count}.g{commit[:7]}"
+def release_suffix(commit: str, count: int, rebuild: int = 0) -> str:
+    """``.<n>.g<sha7>``, then ``.<k>`` for the k-th rebuild of the same commit: added to
+    every Release (``n`` = commits reachable).  A rebuild sorts newer than the build
+    before it, and older than any build of a descendant commit (``n`` is larger)."""
+    return f".{count}.g{commit[:7]}" + (f".{rebuild}" if rebuild else "")
 
 
 def stamped_release(value: str, suffix: str) -> str:
@@ -274,10 +276,14 @@ def stamped_release(value: str, suffix: str) -> str:
 
 
 def with_provenance(
-    text: str, commit: str, count: int, macros: Sequence[tuple[str, str]] = ()
+    text: str,
+    commit: str,
+    count: int,
+    macros: Sequence[tuple[str, str]] = (),
+    rebuild: int = 0,
 ) -> str:
     """``text`` whose every Release names ``commit`` (see the module doc), with ``VCS:``."""
-    suffix = release_suffix(commit, count)
+    suffix = release_suffix(commit, count, rebuild)
     head = prelude(text, suffix)  # kept: the SRPM's spec rebuilds the same Release anywhere
     with parsed(head + text, macros) as spec:
         found_release = False
