@@ -307,24 +307,72 @@ def test_dry_run_builds_nothing(sample: SampleSuperproject) -> None:
     assert not (sample.path / ".superbuild" / "output").exists()
 
 
-def test_missing_submodule_commit_names_the_fix(sample: SampleSuperproject, tmp_path: Path) -> None:
+def test_missing_submodule_commits_fail_before_anything_is_built(
+    sample: SampleSuperproject, tmp_path: Path
+) -> None:
+    """All missing commits in one line with the one command that fixes them, exit 2."""
     shutil.rmtree(sample.work_tree("tool"))
+    shutil.rmtree(sample.work_tree("service"))
+    output = tmp_path / "out"
+    build = ("build", "--all", "--builder", "rpmbuild", "--output", str(output))
+    result = superbuild(sample, *build, "--report", str(tmp_path / "r.json"))
+    assert result.returncode == 2, result.stderr
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("superbuild: error:")]
+    assert "2 packages cannot be built" in line
+    assert "repos/service (package service): not initialized" in line
+    assert line.endswith("run git submodule update --init repos/service repos/tool")
+    assert "Traceback" not in result.stderr
+    assert not output.exists() or not list(output.rglob("*.rpm"))  # nothing was built
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_unusable_report_and_output_paths_fail_before_the_build(
+    sample: SampleSuperproject, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("x")
     result = superbuild(
         sample,
-        "build",
-        "--packages-select",
-        "tool",
-        "--builder",
-        "rpmbuild",
-        "--report",
-        str(tmp_path / "r.json"),
+        *("build", "--all", "--builder", "rpmbuild", "--output", str(tmp_path / "file")),
+        *("--report", str(tmp_path / "no" / "such" / "r.json"), "--junit", str(tmp_path)),
     )
-    assert result.returncode == 1
-    [pkg] = json.loads((tmp_path / "r.json").read_text())["packages"]
-    assert "git submodule update --init repos/tool" in pkg["reason"]
+    assert result.returncode == 2, result.stderr
+    errors = [x for x in result.stderr.splitlines() if x.startswith("superbuild: error:")]
+    assert errors == [
+        f"superbuild: error: --output {tmp_path / 'file'}: exists and is not a folder",
+        f"superbuild: error: --report {tmp_path / 'no/such/r.json'}: its folder "
+        f"{tmp_path / 'no/such'} does not exist",
+        f"superbuild: error: --junit {tmp_path}: is a folder: name a file",
+    ]
+    assert not (tmp_path / "no").exists()
+    assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_missing_build_tools_fail_before_the_build(
+    sample: SampleSuperproject, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("git", "createrepo_c", "sh", "rpm"):  # everything but rpmbuild
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
+    env = {**sample.env, "PATH": str(bin_dir)}
+    result = subprocess.run(
+        [sys.executable, "-m", "superbuild", "build", "--all", "--builder", "rpmbuild"],
+        cwd=sample.path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "superbuild: error: missing tools for this build: rpmbuild (Debian: rpm; Fedora: rpm-build)"
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupt_kills_builds_and_exits_130(
     sample: SampleSuperproject, tmp_path: Path, sig: int
 ) -> None:

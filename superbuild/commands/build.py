@@ -119,16 +119,19 @@ def building_line(count: int, jobs: int, run_id: str, logs: Path) -> str:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops a build the way Ctrl-C does (running builds killed, exit 130)."""
+    """SIGTERM, and SIGHUP (an ssh session dropping), stop a build the way Ctrl-C does:
+    running builds killed, the report written, exit 130."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    signals = (signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -183,6 +186,15 @@ def _build(
         run_id=run_id,
         rebuilds=state.rebuilds(plan.commits),
     )
+    from superbuild import preflight
+
+    reports = {
+        "--report": Path(args.report) if args.report else None,
+        "--junit": Path(args.junit) if args.junit else None,
+    }
+    preflight.check(
+        repo, run_.contexts, output=run_.output, reports=reports, remote=options.executor != "local"
+    )
     recorder = None
     if not plan.packages:
         err.print("nothing to build")
@@ -207,9 +219,9 @@ def _build(
     report = result.report()
     write_json_atomic(run_.log_root / "report.json", report.to_json())
     if args.report:
-        write_json_atomic(Path(args.report), report.to_json(), make_parents=True)
+        write_json_atomic(Path(args.report), report.to_json())
     if args.junit:
-        write_text_atomic(Path(args.junit), junit_xml(report), make_parents=True)
+        write_text_atomic(Path(args.junit), junit_xml(report))
     _show_failures(err, result)
     if plan.packages:
         err.print(summary_table(report.to_json()))

@@ -198,6 +198,14 @@ class Pipeline(abc.ABC):
         """Whether ``prepare`` reads git (it then runs off the scheduling thread)."""
         return True
 
+    def coordinator_tools(self, ctx: BuildContext) -> tuple[str, ...]:
+        """Programs ``prepare`` and ``collect`` run (on the coordinator)."""
+        return ("git",) if self.reads_git(ctx) else ()
+
+    def build_tools(self, ctx: BuildContext) -> tuple[str, ...]:
+        """Programs the build stages run (wherever they run)."""
+        return ()
+
     def published(self, ctx: BuildContext) -> None:  # noqa: B027 - a no-op by default
         """Coordinator side, after the artifacts are in the output repository."""
 

@@ -125,6 +125,17 @@ class RpmPipeline(Pipeline):
         # requirements; rpmbuild --nodeps reads nothing of them.
         return options_of(ctx.options).builder == "mock"
 
+    def coordinator_tools(self, ctx: BuildContext) -> tuple[str, ...]:
+        # The spec is read with librpm; the output repository gets createrepo_c metadata.
+        return ("git", "python3-rpm", "createrepo_c")
+
+    def build_tools(self, ctx: BuildContext) -> tuple[str, ...]:
+        options = options_of(ctx.options)
+        tools = ["mock", "rpmbuild"] if options.builder == "mock" else ["rpmbuild"]
+        if options.sign_key:
+            tools += ["rpmsign", "gpg"]
+        return tuple(tools)
+
     def published(self, ctx: BuildContext) -> None:
         """mock dependents read this run's repository (``--addrepo``): refresh its metadata."""
         if options_of(ctx.options).builder == "mock":
