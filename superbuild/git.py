@@ -121,6 +121,35 @@ def decode_path(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
+_UNSAFE_PARTS = frozenset(("", ".", ".."))
+
+
+def unsafe_path(path: str) -> bool:
+    """Whether a path recorded in a tree would leave (or reach into the git folder of) the
+    repository: absolute, or with an empty, ``.``, ``..`` or ``.git`` component."""
+    if not path or path[0] == "/":
+        return True
+    if "/" not in path and "." not in path:
+        return False  # the common case: a plain name
+    return any(part in _UNSAFE_PARTS or part.lower() == ".git" for part in path.split("/"))
+
+
+def tree_path(raw: bytes) -> str:
+    """A path from a git tree (ls-tree, diff-tree, log --raw), refused when it is unsafe.
+
+    Commits are untrusted input: a crafted tree can record ``repos/../../victim``, which
+    git itself would never check out, but which would lead superbuild outside the
+    superproject.
+    """
+    path = decode_path(raw)
+    if unsafe_path(path):
+        raise GitError(
+            f"a commit records the path {path!r}, which leaves the repository "
+            "(absolute, or an empty, '.', '..' or '.git' component): refused"
+        )
+    return path
+
+
 def is_oid(text: str) -> bool:
     """True for a full object id (40 or 64 lowercase hex digits)."""
     return len(text) in (40, 64) and not text.strip("0123456789abcdef")
@@ -252,12 +281,12 @@ def parse_raw_diff(data: bytes) -> list[RawChange]:
         if letter in ("R", "C"):
             if i + 2 >= n:
                 raise GitError(f"truncated diff-tree record: {head[:80]!r}")
-            old_path: str | None = decode_path(fields[i + 1])
-            path = decode_path(fields[i + 2])
+            old_path: str | None = tree_path(fields[i + 1])
+            path = tree_path(fields[i + 2])
             i += 3
         else:
             old_path = None
-            path = decode_path(fields[i + 1])
+            path = tree_path(fields[i + 1])
             i += 2
         changes.append(
             RawChange(
@@ -309,7 +338,7 @@ def parse_ls_tree(data: bytes) -> list[TreeEntry]:
             continue
         meta, _, raw_path = record.partition(b"\t")
         mode, kind, oid = meta.split(b" ")
-        entries.append(TreeEntry(int(mode, 8), kind.decode(), oid.decode(), decode_path(raw_path)))
+        entries.append(TreeEntry(int(mode, 8), kind.decode(), oid.decode(), tree_path(raw_path)))
     return entries
 
 
@@ -330,7 +359,7 @@ def gitlinks(repo: Path, commit: str) -> dict[str, str]:
     for record in out.split(b"\0"):
         if record.startswith(b"160000 commit "):
             meta, _, raw_path = record.partition(b"\t")
-            links[decode_path(raw_path)] = meta[14:].decode()
+            links[tree_path(raw_path)] = meta[14:].decode()
     return links
 
 

@@ -123,7 +123,7 @@ def parse_log(data: bytes) -> list[PushedCommit]:
             oid, parents, links = words[0], tuple(words[1:]), []
         elif token.startswith(b":"):
             meta = token[1:].split(b" ")
-            path = g.decode_path(fields[i])
+            path = g.tree_path(fields[i])
             i += 1
             if len(meta) == 5 and int(meta[1], 8) == g.GITLINK:
                 links.append((path, meta[3].decode()))

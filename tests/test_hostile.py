@@ -1,0 +1,89 @@
+"""Commits are untrusted input: a crafted tree must not lead superbuild out of the repository."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from superbuild import git as g
+from superbuild.errors import GitError
+from tests.conftest import Repo
+from tests.helpers import cli
+
+SHA = "0123456789012345678901234567890123456789"
+
+
+def mktree(repo: Path, entries: list[tuple[str, str, str, str]]) -> str:
+    text = "".join(f"{mode} {kind} {oid}\t{name}\n" for mode, kind, oid, name in entries)
+    return subprocess.run(
+        ["git", "-C", str(repo), "mktree"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def crafted_commit(repo: Repo, escape: list[str]) -> str:
+    """HEAD's tree plus a gitlink at ``repos/<escape...>/victim`` (git would never write it)."""
+    tree = mktree(repo.path, [("160000", "commit", SHA, "victim")])
+    for name in reversed(escape):
+        tree = mktree(repo.path, [("040000", "tree", tree, name)])
+    head_tree = repo.git("rev-parse", "HEAD^{tree}").strip()
+    listing = repo.git("ls-tree", head_tree)
+    entries = [
+        (meta.split()[0], meta.split()[1], meta.split()[2], name)
+        for meta, name in (line.split("\t", 1) for line in listing.splitlines())
+        if name != "repos"
+    ]
+    root = mktree(repo.path, [*entries, ("040000", "tree", tree, "repos")])
+    commit = repo.git("commit-tree", "-p", "HEAD", "-m", "crafted", root).strip()
+    repo.git("update-ref", "HEAD", commit)
+    return commit
+
+
+@pytest.mark.parametrize("escape", [[".."], ["..", ".."], ["."], [".git"]])
+def test_a_gitlink_outside_the_superproject_is_refused(
+    repo: Repo, capsys: pytest.CaptureFixture[str], escape: list[str]
+) -> None:
+    repo.manifest("a", "path: repos/a\n")
+    repo.link("repos/a")
+    repo.commit("product")
+    commit = crafted_commit(repo, escape)
+    path = "/".join(["repos", *escape, "victim"])
+    for argv in (["changed"], ["build", "--all", "--dry-run"], ["graph"]):
+        code, out, err = cli(capsys, "-C", str(repo.path), *argv)
+        assert out == ""
+        assert code == 2, (argv, err)
+        assert err.strip() == (
+            f"superbuild: error: a commit records the path {path!r}, which leaves the "
+            "repository (absolute, or an empty, '.', '..' or '.git' component): refused"
+        )
+        assert "Traceback" not in err
+    assert commit
+
+
+@pytest.mark.parametrize(
+    ("path", "unsafe"),
+    [
+        ("repos/a", False),
+        ("repos/.hidden/a", False),
+        ("a.git", False),
+        ("repos/../x", True),
+        ("..", True),
+        ("/etc", True),
+        ("repos//a", True),
+        ("repos/./a", True),
+        ("repos/.GIT/hooks", True),
+        ("", True),
+    ],
+)
+def test_unsafe_paths(path: str, unsafe: bool) -> None:
+    assert g.unsafe_path(path) is unsafe
+    if unsafe:
+        with pytest.raises(GitError):
+            g.tree_path(path.encode())
+    else:
+        assert g.tree_path(path.encode()) == path
