@@ -46,14 +46,17 @@ with contextlib.suppress(ImportError):  # the optional extra may be missing
 pytestmark = pytest.mark.dask
 
 #: A mock that records how it was called and which repositories it was given, then
-#: rebuilds the SRPM with the real rpmbuild (BuildRequires unchecked).
+#: builds the SRPM (``--buildsrpm``) or rebuilds it with the real rpmbuild (BuildRequires
+#: unchecked).
 FAKE_MOCK = r"""#!/bin/sh
 set -e
 args="$*"
-srpm=; result=; repos=
+srpm=; result=; repos=; spec=; sources=
 while [ $# -gt 0 ]; do
   case "$1" in
     --rebuild) srpm=$2; shift;;
+    --spec) spec=$2; shift;;
+    --sources) sources=$2; shift;;
     --resultdir) result=$2; shift;;
     --addrepo) repos="$repos $2"; shift;;
   esac
@@ -66,6 +69,13 @@ done
   done
 } > "$result/build.log"
 top=$(mktemp -d)
+if [ -n "$spec" ]; then  # --buildsrpm
+  rpmbuild -bs --define "_topdir $top" --define "_sourcedir $sources" "$spec" \
+    >> "$result/build.log" 2>&1
+  cp "$top"/SRPMS/*.src.rpm "$result/"
+  rm -rf "$top"
+  exit 0
+fi
 rpmbuild --rebuild --nodeps --define "_topdir $top" "$srpm" >> "$result/build.log" 2>&1
 cp "$top"/RPMS/*/*.rpm "$srpm" "$result/"
 rm -rf "$top"
@@ -387,6 +397,9 @@ def test_mock_builds_get_this_runs_rpms_shipped(
     assert base_rpm.name in mock_log  # shipped and made a repository for the worker
     assert "repodata" in mock_log
     assert "1 RPM(s) of this run" in (client_logs / "rpm.log").read_text()
+    srpm_call = (client_logs / "mock-srpm-build.log").read_text().splitlines()[0]
+    assert srpm_call.startswith("fake mock -r default --buildsrpm --spec ")
+    assert f"{output}" not in srpm_call and "--addrepo" not in srpm_call
     base_log = (result.run.contexts["base"].log_dir / "mock-build.log").read_text()
     assert "--addrepo" not in base_log.splitlines()[0]  # base needs nothing of this run
     assert (output / "rpms" / "repodata" / "repomd.xml").is_file()  # published for mock

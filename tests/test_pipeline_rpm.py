@@ -479,20 +479,38 @@ def test_signing_with_a_throwaway_key(
 
 
 def _fake_mock(process: Any) -> None:
+    """``--buildsrpm``: the real ``rpmbuild -bs`` with the target's dist ``.fc40``;
+    ``--rebuild``: the SRPM as it is and a binary RPM of the same release."""
     argv = [os.fspath(a) for a in process.args]
     result_dir = Path(argv[argv.index("--resultdir") + 1])
+    (result_dir / "root.log").write_text("installing BuildRequires\n")
+    if "--buildsrpm" in argv:
+        (result_dir / "build.log").write_text("error: fake buildsrpm failure line\n")
+        top = result_dir / "top"
+        spec, sources = argv[argv.index("--spec") + 1], argv[argv.index("--sources") + 1]
+        subprocess.run(
+            [
+                *("rpmbuild", "-bs", "--define", f"_topdir {top}"),
+                *("--define", f"_sourcedir {sources}", "--define", "dist .fc40", spec),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        for srpm in (top / "SRPMS").glob("*.src.rpm"):
+            srpm.rename(result_dir / srpm.name)
+        shutil.rmtree(top)
+        return
     srpm = Path(argv[argv.index("--rebuild") + 1])
     stem = srpm.name.removesuffix(".src.rpm")
-    (result_dir / f"{stem}.fc40.src.rpm").write_bytes(srpm.read_bytes())
-    (result_dir / f"{stem}.fc40.noarch.rpm").write_bytes(b"not really an rpm")
+    (result_dir / srpm.name).write_bytes(srpm.read_bytes())
+    (result_dir / f"{stem}.noarch.rpm").write_bytes(b"not really an rpm")
     (result_dir / "build.log").write_text("Executing(%build)\nerror: fake mock failure line\n")
-    (result_dir / "root.log").write_text("installing BuildRequires\n")
 
 
 @pytest.mark.rpm
 def test_mock_command_line(tmp_path: Path, hello_repo: tuple[Path, list[str]], fp: Any) -> None:
     fp.allow_unregistered(True)
-    fp.register(["mock", fp.any()], callback=_fake_mock)
+    fp.register(["mock", fp.any()], callback=_fake_mock, occurrences=2)
     repo, (a, _) = hello_repo
     this_run = tmp_path / "output" / "rpms"
     (this_run / "repodata").mkdir(parents=True)
@@ -506,12 +524,32 @@ def test_mock_command_line(tmp_path: Path, hello_repo: tuple[Path, list[str]], f
         builder="mock",
         mock_config="fedora-40-x86_64",
         extra_repos=(this_run, not_yet),
+        macros=(("with_extras", "1"),),
     )
     result = run_package(ctx)
 
-    [call] = [c for c in fp.calls if c[0] == "mock"]
-    srpm = ctx.work_dir / "rpmbuild-srpm" / "SRPMS" / f"hello-1.0-1.1.g{a[:7]}.src.rpm"
-    assert [os.fspath(c) for c in call] == [
+    srpm_call, rebuild_call = [[os.fspath(a) for a in c] for c in fp.calls if c[0] == "mock"]
+    srpm_top = ctx.work_dir / "rpmbuild-srpm"
+    assert srpm_call == [
+        "mock",
+        "-r",
+        "fedora-40-x86_64",
+        "--buildsrpm",
+        "--spec",
+        os.fspath(srpm_top / "SPECS" / "hello.spec"),
+        "--sources",
+        os.fspath(srpm_top / "SOURCES"),
+        "--resultdir",
+        os.fspath(ctx.work_dir / "mock-srpm"),
+        "--uniqueext",
+        "superbuild-hello",
+        "--no-cleanup-after",
+        "--define",
+        "with_extras 1",
+    ]
+    # The SRPM rebuilt is mock's, made in the chroot: its Release has the target's dist.
+    srpm = ctx.work_dir / "mock-srpm" / f"hello-1.0-1.1.g{a[:7]}.fc40.src.rpm"
+    assert rebuild_call == [
         "mock",
         "-r",
         "fedora-40-x86_64",
@@ -521,17 +559,24 @@ def test_mock_command_line(tmp_path: Path, hello_repo: tuple[Path, list[str]], f
         os.fspath(ctx.work_dir / "mock-result"),
         "--uniqueext",
         "superbuild-hello",
+        "--no-clean",
+        "--define",
+        "with_extras 1",
         "--addrepo",
         this_run.resolve().as_uri(),
     ]
+    assert not [c for c in fp.calls if c[:2] == ["rpmbuild", "-bs"]]  # not on the host
     release = f"1.1.g{a[:7]}.fc40"
     assert result.release == release
     assert result.artifacts == [
         f"rpms/noarch/hello-1.0-{release}.noarch.rpm",
         f"srpms/hello-1.0-{release}.src.rpm",
     ]
-    assert (ctx.log_dir / "mock-build.log").is_file()
+    assert "fake mock failure" in (ctx.log_dir / "mock-build.log").read_text()
     assert (ctx.log_dir / "mock-root.log").is_file()
+    assert "buildsrpm" in (ctx.log_dir / "mock-srpm-build.log").read_text()
+    assert (ctx.log_dir / "mock-srpm-root.log").is_file()
+    assert b"--buildsrpm" in (ctx.log_dir / "srpm.log").read_bytes()
     assert b"no repodata yet" in (ctx.log_dir / "rpm.log").read_bytes()
 
 
@@ -540,13 +585,51 @@ def test_mock_failure_shows_its_build_log(
     tmp_path: Path, hello_repo: tuple[Path, list[str]], fp: Any
 ) -> None:
     fp.allow_unregistered(True)
+    fp.register(["mock", fp.any()], callback=_fake_mock)  # --buildsrpm succeeds
     fp.register(["mock", fp.any()], callback=_fake_mock, returncode=30)
     repo, (a, _) = hello_repo
     ctx = make_context(tmp_path, make_package(mock_config="epel-9-x86_64"), a, repo, builder="mock")
     with pytest.raises(PipelineFailed, match=r"hello: rpm stage failed \(exit 30\) in mock"):
         run_package(ctx)
-    [call] = [c for c in fp.calls if c[0] == "mock"]
-    assert list(call[:3]) == ["mock", "-r", "epel-9-x86_64"]
+    _, call = [c for c in fp.calls if c[0] == "mock"]
+    assert list(call[:4]) == ["mock", "-r", "epel-9-x86_64", "--rebuild"]
     assert "--addrepo" not in call
     assert b"error: fake mock failure line" in (ctx.log_dir / "rpm.log").read_bytes()
     assert not (tmp_path / "output" / "rpms").exists()
+
+
+@pytest.mark.rpm
+def test_mock_buildsrpm_failure_fails_the_srpm_stage(
+    tmp_path: Path, hello_repo: tuple[Path, list[str]], fp: Any
+) -> None:
+    fp.allow_unregistered(True)
+    fp.register(["mock", fp.any()], callback=_fake_mock, returncode=30)
+    repo, (a, _) = hello_repo
+    ctx = make_context(tmp_path, make_package(), a, repo, builder="mock")
+    with pytest.raises(
+        PipelineFailed, match=r"hello: srpm stage failed \(exit 30\) in mock --buildsrpm"
+    ):
+        run_package(ctx)
+    [call] = [c for c in fp.calls if c[0] == "mock"]  # no --rebuild after it
+    assert list(call[:4]) == ["mock", "-r", "default", "--buildsrpm"]
+    log = (ctx.log_dir / "srpm.log").read_bytes()
+    assert b"error: fake buildsrpm failure line" in log
+    assert b"last 1 lines of" in log
+    assert (ctx.log_dir / "mock-srpm-build.log").is_file()
+    assert not (ctx.log_dir / "rpm.log").exists()
+
+
+@pytest.mark.rpm
+def test_rpmbuild_builder_builds_the_srpm_on_the_host(
+    tmp_path: Path, hello_repo: tuple[Path, list[str]], fp: Any
+) -> None:
+    fp.allow_unregistered(True)
+    repo, (a, _) = hello_repo
+    ctx = make_context(tmp_path, make_package(), a, repo, builder="rpmbuild")
+    result = run_package(ctx)
+    assert not [c for c in fp.calls if c[0] == "mock"]
+    log = (ctx.log_dir / "srpm.log").read_text()
+    [bs] = [line for line in log.splitlines() if line.startswith("$ ")]
+    assert bs.startswith("$ rpmbuild -bs ")
+    assert bs.endswith(os.fspath(ctx.work_dir / "rpmbuild-srpm" / "SPECS" / "hello.spec"))
+    assert result.release == f"1.1.g{a[:7]}"

@@ -21,8 +21,17 @@ the spec text and the ``SOURCES`` files alone.
     The spec gets provenance: ``Release: R`` becomes ``R.<n>.g<sha7>`` where ``n`` is
     the commit count the source stage took, so a descendant commit's build sorts newer
     (``%{?dist}`` stays at the end), and ``VCS: <full commit>`` is set (rpm >= 4.15
-    has the tag; query it with ``rpm -qp --qf '%{VCS}'``).  Then ``rpmbuild -bs`` in a
-    private ``_topdir``.  ``n`` is wrong in a shallow clone: CI must fetch full history.
+    has the tag; query it with ``rpm -qp --qf '%{VCS}'``).  Then, with ``builder:
+    rpmbuild``, ``rpmbuild -bs`` on the host in a private ``_topdir``; with ``builder:
+    mock``, the SRPM is built in the target's chroot, so that the target's macros
+    (``%dist``, ``%rhel``, ``%python3_pkgversion``) decide what goes into it::
+
+        mock -r CONFIG --buildsrpm --spec SPEC --sources SOURCES --resultdir DIR
+             --uniqueext superbuild-NAME --no-cleanup-after [--define 'NAME VALUE' ...]
+
+    ``--no-cleanup-after`` keeps the chroot for the rpm stage's ``--no-clean`` rebuild:
+    one chroot init per package.  mock's logs are kept as ``mock-srpm-<name>.log``.
+    ``n`` is wrong in a shallow clone: CI must fetch full history.
 
 ``rpm``
     ``builder: rpmbuild`` runs ``rpmbuild --rebuild --nodeps``.  ``--nodeps`` is
@@ -31,7 +40,7 @@ the spec text and the ``SOURCES`` files alone.
     whose build dependencies are on the host.  BuildRequires are honoured by
     ``builder: mock``, which resolves them in its chroot::
 
-        mock -r CONFIG --rebuild SRPM --resultdir DIR --uniqueext superbuild-NAME
+        mock -r CONFIG --rebuild SRPM --resultdir DIR --uniqueext superbuild-NAME --no-clean
              [--addrepo file:///OUTPUT/rpms ...]
 
     ``--addrepo`` adds this run's output repository so that dependents build against
@@ -41,8 +50,9 @@ the spec text and the ``SOURCES`` files alone.
     (:attr:`~superbuild.pipelines.JobInputs.repo_rpms`); they become a repository in
     ``<work>/deps-repo`` (``createrepo_c``) added with ``--addrepo`` too.  ``--uniqueext`` gives
     each package its own chroot so parallel builds do not queue on one root lock (mock
-    shares the root cache between them).  ``--no-clean`` is not used: every build starts
-    from a clean chroot (cheap thanks to the root cache), as reproducible builds need.
+    shares the root cache between them).  ``--no-clean`` reuses the chroot that the srpm
+    stage's ``--buildsrpm`` cleaned first and left: every package build still starts
+    from a clean chroot, initialised once.
     mock's own logs are kept as ``mock-<name>.log``; on failure the tail of its
     ``build.log`` is appended to ``rpm.log``.  With mock the SRPM collected is the one
     mock rebuilt in the chroot, whose Release carries the target's ``%{dist}`` like the
@@ -193,7 +203,8 @@ class RpmPipeline(Pipeline):
         pkg = inputs.package
         srpm_top = ws.work_dir / "rpmbuild-srpm"
         rpm_top = ws.work_dir / "rpmbuild-rpm"
-        for top in (srpm_top, rpm_top, ws.work_dir / "mock-result", ws.work_dir / "tmp"):
+        mock_dirs = (ws.work_dir / builders.MOCK_SRPM_RESULT, ws.work_dir / builders.MOCK_RESULT)
+        for top in (srpm_top, rpm_top, *mock_dirs, ws.work_dir / "tmp"):
             if top.exists():
                 shutil.rmtree(top)
         for sub in ("SOURCES", "SPECS", "SRPMS"):
@@ -203,7 +214,10 @@ class RpmPipeline(Pipeline):
             blob.write(srpm_top / "SOURCES")
 
         with Stage.in_workspace(ws, pkg, "srpm", runner, durations) as st:
-            srpm = builders.make_srpm(inputs, spec, ws, st, srpm_top)
+            if options.builder == "mock":
+                srpm = builders.make_srpm_mock(inputs, options, spec, ws, st, top=srpm_top)
+            else:
+                srpm = builders.make_srpm(inputs, spec, ws, st, srpm_top)
         with Stage.in_workspace(ws, pkg, "rpm", runner, durations) as st:
             if options.builder == "mock":
                 rpms, srpm = builders.rebuild_mock(inputs, options, ws, st, srpm)
