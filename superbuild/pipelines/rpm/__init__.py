@@ -141,7 +141,7 @@ class RpmPipeline(Pipeline):
 
     def build_tools(self, ctx: BuildContext) -> tuple[str, ...]:
         options = options_of(ctx.options)
-        tools = ["mock", "rpmbuild"] if options.builder == "mock" else ["rpmbuild"]
+        tools = ["mock"] if options.builder == "mock" else ["rpmbuild"]
         if options.sign_key:
             tools += ["rpmsign", "gpg"]
         return tuple(tools)
