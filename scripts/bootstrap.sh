@@ -20,19 +20,19 @@ command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install Python >= 3.1
 
 if [ "$want_rpm" = 1 ]; then
   missing=()
-  for tool in rpmbuild rpmspec rpmsign createrepo_c gpg cpio rpm2cpio unzip zstd dnf; do
+  for tool in rpmbuild rpmspec rpmsign createrepo_c gpg cpio rpm2cpio unzip zstd dnf git-lfs; do
     command -v "$tool" >/dev/null || missing+=("$tool")
   done
   # rpm's Python bindings (the rpm pipeline reads specs with librpm, through specfile)
   { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import rpm' 2>/dev/null; } || missing+=("python3-rpm")
   if [ "${#missing[@]}" -gt 0 ]; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-      echo "bootstrap: installing ${missing[*]} (Debian packages rpm createrepo-c gnupg cpio unzip zstd python3-rpm dnf)"
+      echo "bootstrap: installing ${missing[*]} (Debian packages rpm createrepo-c gnupg cpio unzip zstd python3-rpm dnf git-lfs)"
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -qq >/dev/null
-      apt-get install -y -qq rpm createrepo-c gnupg cpio unzip zstd python3-rpm dnf >/dev/null
+      apt-get install -y -qq rpm createrepo-c gnupg cpio unzip zstd python3-rpm dnf git-lfs >/dev/null
     elif command -v dnf >/dev/null && [ "$(id -u)" = 0 ]; then
-      dnf install -y -q rpm-build rpm-sign createrepo_c gnupg2 cpio unzip zstd python3-rpm
+      dnf install -y -q rpm-build rpm-sign createrepo_c gnupg2 cpio unzip zstd python3-rpm git-lfs
     else
       echo "bootstrap: WARNING: ${missing[*]} missing and no apt-get/dnf as root:" >&2
       echo "bootstrap: WARNING: the RPM tests will be SKIPPED and the demo cannot build RPMs." >&2

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 MANIFESTS_DIR = "manifests"
 SETTINGS_FILE = "superbuild.yaml"
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 
 
 class Entry(NamedTuple):
@@ -57,6 +57,14 @@ class Entry(NamedTuple):
     env: tuple[tuple[str, str], ...]
     source: str
     rpm_macros: tuple[tuple[str, str], ...]
+    version_describe: str | None
+    version_snapshot: str
+    release: str | None
+    archive_name: str | None
+    archive_prefix: str | None
+    archive_command: tuple[str, ...]
+    archive_upstream: str | None
+    archive_patches: str
     blob: str
     digest: str
 
@@ -331,10 +339,11 @@ def _parse(
             found: list[str] = []
             raw = schema.load_yaml(blobs[entry.oid], file, found)
             ok = raw is not None and schema.validate(raw, schema.MANIFEST_SCHEMA, file, found)
-            _MEMO[key] = (
-                _package(name, file, entry.oid, raw, settings.defaults) if raw and ok else None,
-                found,
-            )
+            made = _package(name, file, entry.oid, raw, settings.defaults) if raw and ok else None
+            if made is not None:
+                found.extend(_archive_problems(made))
+                made = None if found else made
+            _MEMO[key] = (made, found)
         parsed, found = _MEMO[key]
         problems.extend(found)
         if parsed is None:
@@ -380,6 +389,19 @@ def _package(
         timeouts = tuple(sorted((s, float(t)) for s, t in (timeout or {}).items()))
     env = {**defaults.get("env", {}), **raw.get("env", {})}
     macros = {**defaults.get("rpm_macros", {}), **raw.get("rpm_macros", {})}
+    version = data.get("version")
+    describe: str | None = None
+    snapshot = "version"
+    if version == "describe":
+        version, describe = None, "{version}"
+    elif isinstance(version, Mapping):
+        describe = version.get("describe", "{version}")
+        snapshot = version.get("snapshot", "version")
+        version = None
+    archive = {**defaults.get("archive", {}), **raw.get("archive", {})}
+    command = archive.get("command", ())
+    if isinstance(command, str):
+        command = ("sh", "-c", command)
     return Package(
         name=name,
         path=data["path"].strip("/"),
@@ -388,7 +410,7 @@ def _package(
         pipeline=data.get("pipeline", "rpm"),
         description=data.get("description", ""),
         spec=data.get("spec"),
-        version=data.get("version"),
+        version=version,
         builder=data.get("builder"),
         mock_config=data.get("mock_config"),
         commands=tuple(data.get("commands", ())),
@@ -397,8 +419,36 @@ def _package(
         env=tuple(sorted(env.items())),
         source=data.get("source", "export"),
         rpm_macros=tuple(sorted(macros.items())),
+        version_describe=describe,
+        version_snapshot=snapshot,
+        release=data.get("release"),
+        archive_name=archive.get("name"),
+        archive_prefix=archive.get("prefix"),
+        archive_command=tuple(command),
+        archive_upstream=archive.get("upstream"),
+        archive_patches=archive.get("patches", "per-commit"),
         blob=blob,
     )
+
+
+def _archive_problems(pkg: Package) -> list[str]:
+    """``archive:`` settings that cannot work together or would leave the archive."""
+    problems = []
+    if pkg.archive_command and pkg.archive_upstream:
+        problems.append(
+            f"{pkg.manifest}: archive: command and upstream exclude each other: choose one"
+        )
+    prefix = pkg.archive_prefix
+    if prefix:
+        parts = prefix.split("/")
+        if prefix.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            problems.append(
+                f"{pkg.manifest}: archive.prefix {prefix!r} must be a relative folder "
+                "without '.', '..' or empty parts (\"\" for none)"
+            )
+    if pkg.archive_name in (".", ".."):
+        problems.append(f"{pkg.manifest}: archive.name {pkg.archive_name!r} is not a file name")
+    return problems
 
 
 def _cycle_problems(packages: Mapping[str, Package]) -> list[str]:

@@ -37,6 +37,21 @@ class Package:
     source: str = "export"
     #: rpm macros (name, value) for every rpm, rpmbuild and mock call of the package.
     rpm_macros: tuple[tuple[str, str], ...] = ()
+    #: ``version: describe`` / ``{describe: TEMPLATE}``: the tag template (``v{version}``)
+    #: the version is taken from; None: the spec's Version (or :attr:`version`).
+    version_describe: str | None = None
+    #: Where a snapshot past the tag is marked: ``version`` (``1.2^3.gabc1234``) or
+    #: ``release`` (Version stays the tag's, the Release provenance orders it).
+    version_snapshot: str = "version"
+    release: str | None = None  # replaces every Release of the spec (``XXX`` placeholders)
+    #: ``archive:`` overrides: Source0's file name and the archive's top folder ("": none).
+    archive_name: str | None = None
+    archive_prefix: str | None = None
+    #: ``archive: {command: ...}``: argv that writes the archive into $SUPERBUILD_ARCHIVE_DIR.
+    archive_command: tuple[str, ...] = ()
+    #: ``archive: {upstream: TAG_OR_PATTERN, patches: per-commit|single}`` (GEAR style).
+    archive_upstream: str | None = None
+    archive_patches: str = "per-commit"
     blob: str = ""  # object id of the manifest file
 
     def timeout(self, stage: str) -> float | None:
@@ -49,8 +64,9 @@ class Package:
         data = self.to_dict()
         for key in ("manifest", "blob", "description"):
             data.pop(key)
-        if not data["rpm_macros"]:
-            data.pop("rpm_macros")  # keeps the build keys of packages without macros
+        for key, default in _OPTIONAL.items():
+            if data[key] == default:
+                data.pop(key)  # keeps the build keys of packages that do not use it
         import hashlib
 
         raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
@@ -74,6 +90,14 @@ class Package:
             "env": [list(e) for e in self.env],
             "source": self.source,
             "rpm_macros": [list(m) for m in self.rpm_macros],
+            "version_describe": self.version_describe,
+            "version_snapshot": self.version_snapshot,
+            "release": self.release,
+            "archive_name": self.archive_name,
+            "archive_prefix": self.archive_prefix,
+            "archive_command": list(self.archive_command),
+            "archive_upstream": self.archive_upstream,
+            "archive_patches": self.archive_patches,
             "blob": self.blob,
         }
 
@@ -92,6 +116,20 @@ class Package:
 
 
 _FIELDS = tuple(f.name for f in fields(Package))
+
+#: Keys added after the first release: left out of :attr:`Package.digest` when unset, so
+#: that the build keys of packages not using them stay what they were.
+_OPTIONAL: dict[str, Any] = {
+    "rpm_macros": [],
+    "version_describe": None,
+    "version_snapshot": "version",
+    "release": None,
+    "archive_name": None,
+    "archive_prefix": None,
+    "archive_command": [],
+    "archive_upstream": None,
+    "archive_patches": "per-commit",
+}
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,31 @@ PACKAGE_KEYS: dict[str, Any] = {
     "description": {"type": "string"},
     "pipeline": {"enum": list(PIPELINES)},
     "spec": {"type": "string", "minLength": 1},
-    "version": {"type": "string", "minLength": 1},
+    "version": {
+        "oneOf": [
+            {"type": "string", "minLength": 1},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "describe": {"type": "string", "pattern": r"^[^*?\[\]]*\{version\}[^*?\[\]]*$"},
+                    "snapshot": {"enum": ["version", "release"]},
+                },
+            },
+        ]
+    },
+    "release": {"type": "string", "minLength": 1},
+    "archive": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "pattern": r"^[^/]+$"},
+            "prefix": {"type": "string"},
+            "command": {"oneOf": [{"type": "string", "minLength": 1}, {**_strings, "minItems": 1}]},
+            "upstream": {"type": "string", "minLength": 1},
+            "patches": {"enum": ["per-commit", "single"]},
+        },
+    },
     "builder": {"enum": list(BUILDERS)},
     "mock_config": {"type": "string", "minLength": 1},
     "commands": {**_strings, "minItems": 1},
@@ -210,6 +234,9 @@ def _describe(error: Any) -> str:
     if error.validator == "pattern":
         return prefix + f"{value!r} is not a valid package name"
     if error.validator == "oneOf":
+        kinds = [option.get("type") for option in error.schema.get("oneOf", ())]
+        if isinstance(value, int | float) and not isinstance(value, bool) and "string" in kinds:
+            return prefix + f"expected a string, got {_kind(value)} {value!r} (quote it)"
         return prefix + f"{value!r} has the wrong form ({_one_of_hint(error.schema)})"
     return prefix + " ".join(error.message.split())
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -9,7 +12,23 @@ from superbuild import git as g
 from superbuild.pipelines.api import BuildContext
 from superbuild.pipelines.rpm.archive import archive_format, make_archive, supported_suffixes
 from superbuild.pipelines.rpm.options import options_of
-from superbuild.pipelines.rpm.spec import SpecError, SpecFacts, read_spec, with_version
+from superbuild.pipelines.rpm.spec import (
+    SpecError,
+    SpecFacts,
+    prep_applies,
+    read_spec,
+    with_patches,
+    with_release,
+    with_version,
+)
+from superbuild.pipelines.rpm.upstream import (
+    is_ancestor,
+    make_patches,
+    run_archive_command,
+    top_folders,
+    upstream_tag,
+)
+from superbuild.pipelines.rpm.versions import DEFAULT_TEMPLATE, VersionError, describe, version_of
 from superbuild.pipelines.source import check_source_repo, source_unavailable
 from superbuild.pipelines.stage import Stage
 
@@ -68,6 +87,10 @@ def read_source(ctx: BuildContext, st: Stage, top: Path) -> Source:
     try:
         if pkg.version:
             text = with_version(text, pkg.version, macros)
+        elif pkg.version_describe:
+            text = with_version(text, _described_version(ctx, st, commit), macros)
+        if pkg.release:
+            text = with_release(text, pkg.release, macros)
         facts = read_spec(text, macros)
     except SpecError as exc:
         st.fail(f"rpm cannot read {entry.path} (from {pkg.path} at {commit[:12]}): {exc}")
@@ -84,6 +107,14 @@ def read_source(ctx: BuildContext, st: Stage, top: Path) -> Source:
     archive_name = f"{facts.name}-{facts.version}.tar.gz"
     if main is not None and main.file_name not in blobs:
         archive_name = main.file_name
+    if pkg.archive_name:
+        archive_name = pkg.archive_name
+        source_names = [s.file_name for s in facts.sources if s.kind == "Source"]
+        if archive_name not in source_names:
+            st.fail(
+                f"archive.name {archive_name} (from {pkg.manifest}) is not a Source of "
+                f"{entry.path} (its Sources: {', '.join(source_names) or 'none'})"
+            )
     problems = []
     for source in facts.sources:
         if source.file_name in blobs or source.file_name == archive_name:
@@ -96,7 +127,9 @@ def read_source(ctx: BuildContext, st: Stage, top: Path) -> Source:
             f"{entry.path} nor the archive superbuild makes ({archive_name}): commit "
             f"the file(s), or fix the spec ({pkg.manifest})"
         )
-    if archive_format(archive_name) is None:
+    if archive_format(archive_name) is None and not (
+        pkg.archive_command and archive_name not in blobs
+    ):
         st.fail(
             f"Source0 {archive_name} is not in {pkg.path} at {commit[:12]} and is not an "
             f"archive superbuild can make (it makes {supported_suffixes()}): commit it, "
@@ -112,11 +145,135 @@ def read_source(ctx: BuildContext, st: Stage, top: Path) -> Source:
             st.note(f"# source {name} from git")
 
     tarball = top / "SOURCES" / archive_name
-    if archive_name not in blobs:
-        archive_top = None if facts.creates_dir else facts.archive_dir
+    archive_top = None if facts.creates_dir else facts.archive_dir
+    if pkg.archive_prefix is not None:
+        archive_top = pkg.archive_prefix or None
+    if archive_name in blobs:
+        pass
+    elif pkg.archive_command:
+        made = run_archive_command(ctx, st, commit, ctx.work_dir)
+        _check_top_folder(st, made, archive_top, pkg.manifest)
+        shutil.move(made, tarball)
+        st.note(f"# archive {archive_name} (from {made.name}), top folder {archive_top}")
+    elif pkg.archive_upstream:
+        spec_rel = PurePosixPath(pkg.spec.strip("/") if pkg.spec else entry.path)
+        packaging = [str(spec_rel), *(str(spec_rel.parent / name) for name in extra)]
+        text = _upstream(
+            ctx,
+            st,
+            commit,
+            tarball=tarball,
+            archive_top=archive_top,
+            text=text,
+            facts=facts,
+            packaging=packaging,
+            macros=macros,
+        )
+    else:
         make_archive(repo, commit, tarball, archive_top, st)
         st.note(f"# archive {archive_name}, top folder {archive_top or '(none: %setup -c)'}")
     return Source(commit, entry.path, text, facts, tarball)
+
+
+def _described_version(ctx: BuildContext, st: Stage, commit: str) -> str:
+    """``version: describe``: the rpm Version of the nearest matching tag (versions.py)."""
+    pkg = ctx.package
+    template = pkg.version_describe or DEFAULT_TEMPLATE
+    described = describe(ctx.source_repo, commit, template)
+    if described is None:
+        glob = template.replace("{version}", "*")
+        st.fail(
+            f"version: describe (from {pkg.manifest}): no tag matching {glob!r} is reachable "
+            f"from {commit[:12]} in {pkg.path}: tag a release, fetch the tags "
+            "(git fetch --tags), or set version:"
+        )
+    try:
+        version = version_of(described, template, pkg.version_snapshot)
+    except VersionError as exc:
+        st.fail(f"version: describe (from {pkg.manifest}): {exc}")
+    st.note(
+        f"# git describe: {described.tag} + {described.distance} commit(s) -> Version {version}"
+    )
+    return version
+
+
+def _check_top_folder(st: Stage, archive: Path, top: str | None, manifest: str) -> None:
+    """The archive a command made has the top folder ``%prep`` enters (or none for -c)."""
+    try:
+        folders = top_folders(archive)
+    except (OSError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        st.fail(f"the archive command wrote {archive.name}, which is not an archive: {exc}")
+    if top is not None and folders != {top}:
+        st.fail(
+            f"the archive command wrote {archive.name} whose top folder is "
+            f"{', '.join(sorted(folders)) or '(none)'} but %prep enters {top}/: fix %setup -n "
+            f"in the spec or set archive.prefix in {manifest}"
+        )
+
+
+def _upstream(
+    ctx: BuildContext,
+    st: Stage,
+    commit: str,
+    *,
+    tarball: Path,
+    archive_top: str | None,
+    text: str,
+    facts: SpecFacts,
+    packaging: list[str],
+    macros: tuple[tuple[str, str], ...],
+) -> str:
+    """GEAR style: the pristine tarball of the upstream tag, the commits after it as
+    patches in SOURCES and in the spec; returns the spec text with the Patch tags."""
+    pkg = ctx.package
+    repo = ctx.source_repo
+    pattern = pkg.archive_upstream or ""
+    found = upstream_tag(repo, commit, pattern)
+    if found is None:
+        st.fail(
+            f"archive.upstream {pattern!r} (from {pkg.manifest}): no such tag is reachable "
+            f"from {commit[:12]} in {pkg.path}: tag the upstream release or fetch its tags"
+        )
+    tag, base = found
+    if not is_ancestor(repo, base, commit):
+        st.fail(
+            f"archive.upstream tag {tag} (from {pkg.manifest}) is not an ancestor of "
+            f"{commit[:12]} in {pkg.path}: the local fixes must be commits on top of it"
+        )
+    make_archive(repo, base, tarball, archive_top, st)
+    st.note(f"# pristine archive {tarball.name} of tag {tag} ({base})")
+    patch_dir = ctx.work_dir / "upstream-patches"
+    if patch_dir.exists():
+        shutil.rmtree(patch_dir)
+    patch_dir.mkdir(parents=True)
+    single = (
+        f"{facts.name}-{facts.version}-local.patch" if pkg.archive_patches == "single" else None
+    )
+    names = make_patches(repo, base, commit, exclude=packaging, single_name=single, dest=patch_dir)
+    taken = {s.file_name for s in facts.sources}
+    clash = [name for name in names if name in taken]
+    if clash:
+        st.fail(
+            f"generated patch {', '.join(clash)} has the name of a Source or Patch of the "
+            f"spec: rename it ({pkg.manifest})"
+        )
+    for name in names:
+        shutil.move(patch_dir / name, tarball.parent / name)
+        st.note(f"# patch {name} ({tag}..{commit[:12]})")
+    shutil.rmtree(patch_dir, ignore_errors=True)
+    if not names:
+        return text
+    try:
+        text = with_patches(text, names, macros)
+        missing = prep_applies(text, names, macros)
+    except SpecError as exc:
+        st.fail(f"cannot add the generated patches to the spec: {exc}")
+    if missing:
+        st.fail(
+            f"the spec's %prep does not apply the generated patches ({', '.join(missing)}): "
+            f"use %autosetup -p1, or %autopatch -p1 after %setup ({pkg.manifest})"
+        )
+    return text
 
 
 # ------------------------------------------------------------------ srpm

@@ -251,6 +251,43 @@ def with_version(text: str, version: str, macros: Sequence[tuple[str, str]] = ()
         return str(spec).removeprefix(head)
 
 
+def with_release(text: str, release: str, macros: Sequence[tuple[str, str]] = ()) -> str:
+    """``text`` whose every ``Release:`` (each package, each ``%if`` branch) is ``release``."""
+    head = prelude(text)
+    with parsed(head + text, macros) as spec:
+        changed = False
+        with spec.sections() as sections:
+            for section in sections:
+                if section.normalized_name != "package":
+                    continue
+                with spec.tags(section) as tags:
+                    for tag in tags:
+                        if tag.normalized_name == "Release":
+                            tag.value = release
+                            changed = True
+        if not changed:
+            raise SpecError("the spec has no Release: tag")
+        return str(spec).removeprefix(head)
+
+
+def with_patches(text: str, names: Sequence[str], macros: Sequence[tuple[str, str]] = ()) -> str:
+    """``text`` with a numbered ``Patch`` tag for each of ``names``, after its own."""
+    head = prelude(text)
+    with parsed(head + text, macros) as spec:
+        for name in names:
+            spec.add_patch(name, initial_number=1)
+        return str(spec).removeprefix(head)
+
+
+def prep_applies(
+    text: str, names: Sequence[str], macros: Sequence[tuple[str, str]] = ()
+) -> list[str]:
+    """The ``names`` that rpm's expansion of the spec's ``%prep`` does not mention."""
+    with parsed(prelude(text) + text, macros) as spec:
+        prep = _text(spec.rpm_spec.prep or "")
+    return [name for name in names if name not in prep]
+
+
 def release_suffix(commit: str, count: int, rebuild: int = 0) -> str:
     """``.<n>.g<sha7>``, then ``.<k>`` for the k-th rebuild of the same commit: added to
     every Release (``n`` = commits reachable).  A rebuild sorts newer than the build
