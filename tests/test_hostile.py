@@ -128,3 +128,23 @@ def test_a_yaml_bomb_is_one_line(
     lines = [line for line in err.splitlines() if file in line]
     assert len(lines) == 1, err
     assert problem in lines[0]
+
+
+@pytest.mark.parametrize("cycle", [False, True])
+def test_a_requires_chain_300_deep_is_no_recursion_error(
+    repo: Repo, capsys: pytest.CaptureFixture[str], cycle: bool
+) -> None:
+    n = 320
+    for i in range(n):
+        req = f"\nrequires: [p{i + 1:03}]" if i + 1 < n else ("\nrequires: [p000]" if cycle else "")
+        repo.manifest(f"p{i:03}", f"path: repos/p{i:03}{req}\n")
+        repo.link(f"repos/p{i:03}")
+    repo.commit("a long chain")
+    for argv in (["graph"], ["changed"], ["plan", "--all"], ["build", "--all", "--dry-run"]):
+        code, out, err = cli(capsys, "-C", str(repo.path), *argv)
+        assert "Traceback" not in err and "RecursionError" not in err, (argv, err[-500:])
+        assert code in ((2,) if cycle else (0, 2)), (argv, code, err[-500:])
+        if cycle:
+            assert "cycle" in err, (argv, err[-500:])
+        elif argv == ["graph"]:
+            assert code == 0 and "p319" in out
