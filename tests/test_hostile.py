@@ -148,3 +148,17 @@ def test_a_requires_chain_300_deep_is_no_recursion_error(
             assert "cycle" in err, (argv, err[-500:])
         elif argv == ["graph"]:
             assert code == 0 and "p319" in out
+
+
+def test_control_characters_in_a_path_are_escaped(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = "repos/a\x1b[31m\r"
+    repo.manifest("a", "path: repos/a\n")
+    repo.link("repos/a")
+    repo.commit("product")
+    repo.git("update-index", "--add", "--cacheinfo", f"160000,{SHA},{path}")
+    repo.commit("hostile path")
+    for argv in (["changed", "--why", "a"], ["changed"], ["graph"]):
+        _code, out, err = cli(capsys, "-C", str(repo.path), *argv)
+        assert "\x1b" not in out + err and "\r" not in out + err, (argv, out, err)
