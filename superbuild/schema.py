@@ -149,6 +149,39 @@ def _yaml_loader() -> type:
 
 _LOADER: type | None = None
 
+#: Bounds on a YAML file read from a commit (docs/security.md): checked before anything
+#: is built from the file, so a crafted file costs no more than reading it once.
+MAX_YAML_BYTES = 1024 * 1024
+MAX_YAML_DEPTH = 100
+
+
+def _where(event: Any) -> str:
+    mark = event.start_mark
+    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+
+
+def _bounded(data: bytes, file: str) -> str | None:
+    """The problem with ``data``'s shape (an alias, too deep), from the parser's events."""
+    import yaml
+
+    depth = 0
+    for event in yaml.parse(data, Loader=_LOADER):  # type: ignore[arg-type]
+        if isinstance(event, yaml.AliasEvent):
+            return (
+                f"{file}{_where(event)}: YAML aliases (*name) are not "
+                "allowed in superbuild's files: write the value out"
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                return (
+                    f"{file}{_where(event)}: the document is nested deeper "
+                    f"than {MAX_YAML_DEPTH} levels: flatten it"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
+
 
 def load_yaml(data: bytes, file: str, problems: list[str]) -> dict[str, Any] | None:
     import yaml
@@ -156,7 +189,17 @@ def load_yaml(data: bytes, file: str, problems: list[str]) -> dict[str, Any] | N
     global _LOADER  # noqa: PLW0603 - built once per process
     if _LOADER is None:
         _LOADER = _yaml_loader()
+    if len(data) > MAX_YAML_BYTES:
+        problems.append(
+            f"{file}: the file is larger than 1 MiB ({len(data)} bytes): "
+            "superbuild reads no YAML file that large; make it smaller"
+        )
+        return None
     try:
+        refusal = _bounded(data, file)
+        if refusal:
+            problems.append(refusal)
+            return None
         doc = yaml.load(data, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

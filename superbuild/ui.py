@@ -9,6 +9,7 @@ wrapping, one record per line.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any
@@ -37,6 +38,16 @@ _STATUS_STYLE = {
 _UNBOUNDED = 100_000
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe_text(text: str) -> str:
+    """``text`` with control characters (ESC, CR, other C0/C1, DEL) shown as ``\\xNN``
+    escapes: a name or path from a commit cannot move the cursor or recolour the terminal.
+    Newlines and tabs are kept."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 class PlainConsole(Console):
     """A console for pipes and CI logs: no colour, no trailing padding, never wraps."""
 
@@ -54,7 +65,8 @@ class PlainConsole(Console):
     def print(self, *objects: Any, **kwargs: Any) -> None:
         with self.capture() as captured:
             super().print(*objects, **kwargs)
-        self.file.write("\n".join(line.rstrip() for line in captured.get().split("\n")))
+        text = safe_text(captured.get())
+        self.file.write("\n".join(line.rstrip() for line in text.split("\n")))
         self.file.flush()
 
 

@@ -481,9 +481,34 @@ def _superbuild(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_install_refuses_a_foreign_hook_and_uninstall_removes_only_ours(tmp_path: Path) -> None:
+def _new_repo(tmp_path: Path, *, manifests: bool = True) -> Path:
+    """A repository whose HEAD has a ``manifests/`` folder (or not)."""
     repo = tmp_path / "repo"
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ("manifests" if manifests else "src")).mkdir()
+    (repo / ("manifests" if manifests else "src") / "a.yaml").write_text("path: repos/a\n")
+    who = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), *who, "commit", "-q", "-m", "x"], check=True)
+    return repo
+
+
+def test_install_refuses_a_repository_without_manifests(tmp_path: Path) -> None:
+    repo = _new_repo(tmp_path, manifests=False)
+    result = _superbuild(repo, "install")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert str(repo) in line
+    assert "has no manifests/ folder at HEAD" in line
+    assert "--force" in line
+    assert "Traceback" not in result.stderr
+    assert not (repo / ".git" / "hooks" / "pre-push").exists()
+    assert _superbuild(repo, "install", "--force").returncode == 0
+    assert hooks.is_ours(repo / ".git" / "hooks" / "pre-push")
+
+
+def test_install_refuses_a_foreign_hook_and_uninstall_removes_only_ours(tmp_path: Path) -> None:
+    repo = _new_repo(tmp_path)
     hook = repo / ".git" / "hooks" / "pre-push"
     hook.write_text("#!/bin/sh\necho mine\n")
     result = _superbuild(repo, "install")
@@ -505,8 +530,7 @@ def test_install_refuses_a_foreign_hook_and_uninstall_removes_only_ours(tmp_path
 
 
 def test_install_honours_core_hooks_path(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    repo = _new_repo(tmp_path)
     subprocess.run(["git", "-C", str(repo), "config", "core.hooksPath", "githooks"], check=True)
     assert _superbuild(repo, "install").returncode == 0
     assert hooks.is_ours(repo / "githooks" / "pre-push")
@@ -535,3 +559,29 @@ def test_parse_refs() -> None:
     )
     assert [r.new for r in refs] == [True, False]
     assert [r.deletion for r in refs] == [False, True]
+
+
+@pytest.mark.parametrize("where", ["gitmodules", "config", "diff.ignoreSubmodules"])
+def test_submodule_ignore_settings_do_not_hide_an_unpublished_commit(sp: Super, where: str) -> None:
+    names = [
+        key.split(".")[1]
+        for key in sp.git("config", "-f", ".gitmodules", "--get-regexp", r"\.path$").splitlines()
+    ]
+    if where == "gitmodules":
+        for name in names:
+            sp.git("config", "-f", ".gitmodules", f"submodule.{name}.ignore", "all")
+        sp.commit("ignore every submodule")
+        assert sp.push("origin", "main").returncode == 0
+    elif where == "config":
+        for name in names:
+            sp.git("config", f"submodule.{name}.ignore", "all")
+    else:
+        sp.git("config", "diff.ignoreSubmodules", "all")
+    new = sp.sub_commit("glance")
+    sp.link(sp.paths["glance"], new)
+    sp.commit("Bump glance", add=False)
+    assert sp.git("rev-parse", f"HEAD:{sp.paths['glance']}") == new
+    result = sp.push("origin", "main")
+    assert result.returncode == 1, result.stderr
+    [line] = said(result, "refused")
+    assert f"glance ({sp.paths['glance']}): commit {new[:12]}" in line

@@ -87,3 +87,78 @@ def test_unsafe_paths(path: str, unsafe: bool) -> None:
             g.tree_path(path.encode())
     else:
         assert g.tree_path(path.encode()) == path
+
+
+def billion_laughs() -> str:
+    lines = ["path: repos/a", 'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, 10):
+        refs = ",".join([f"*a{i - 1}"] * 9)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (billion_laughs() + "requires: [*a9]\n", "YAML aliases (*name) are not allowed"),
+        ("path: repos/a\nrequires: " + "[" * 10_000 + "]" * 10_000 + "\n", "nesting depth"),
+        ("path: repos/a\nrequires:\n" + "- " * 10_000 + "x\n", "nested deeper than 100"),
+        ("path: repos/a\n" + "# padding\n" * 120_000, "larger than 1 MiB"),
+    ],
+    ids=["aliases", "deep-flow", "deep-block", "large"],
+)
+@pytest.mark.parametrize("where", ["manifest", "settings"])
+def test_a_yaml_bomb_is_one_line(
+    repo: Repo, capsys: pytest.CaptureFixture[str], text: str, problem: str, where: str
+) -> None:
+    assert len(billion_laughs()) < 1024
+    repo.manifest("a", "path: repos/a\n")
+    repo.link("repos/a")
+    if where == "manifest":
+        repo.manifest("a", text)
+        file = "manifests/a.yaml"
+    else:
+        repo.write("superbuild.yaml", text.replace("path: repos/a\n", "jobs: 1\n"))
+        file = "superbuild.yaml"
+    repo.commit("bomb")
+    code, out, err = cli(capsys, "-C", str(repo.path), "graph")
+    assert code == 2, err
+    assert out == ""
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if file in line]
+    assert len(lines) == 1, err
+    assert problem in lines[0]
+
+
+@pytest.mark.parametrize("cycle", [False, True])
+def test_a_requires_chain_300_deep_is_no_recursion_error(
+    repo: Repo, capsys: pytest.CaptureFixture[str], cycle: bool
+) -> None:
+    n = 320
+    for i in range(n):
+        req = f"\nrequires: [p{i + 1:03}]" if i + 1 < n else ("\nrequires: [p000]" if cycle else "")
+        repo.manifest(f"p{i:03}", f"path: repos/p{i:03}{req}\n")
+        repo.link(f"repos/p{i:03}")
+    repo.commit("a long chain")
+    for argv in (["graph"], ["changed"], ["plan", "--all"], ["build", "--all", "--dry-run"]):
+        code, out, err = cli(capsys, "-C", str(repo.path), *argv)
+        assert "Traceback" not in err and "RecursionError" not in err, (argv, err[-500:])
+        assert code in ((2,) if cycle else (0, 2)), (argv, code, err[-500:])
+        if cycle:
+            assert "cycle" in err, (argv, err[-500:])
+        elif argv == ["graph"]:
+            assert code == 0 and "p319" in out
+
+
+def test_control_characters_in_a_path_are_escaped(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = "repos/a\x1b[31m\r"
+    repo.manifest("a", "path: repos/a\n")
+    repo.link("repos/a")
+    repo.commit("product")
+    repo.git("update-index", "--add", "--cacheinfo", f"160000,{SHA},{path}")
+    repo.commit("hostile path")
+    for argv in (["changed", "--why", "a"], ["changed"], ["graph"]):
+        _code, out, err = cli(capsys, "-C", str(repo.path), *argv)
+        assert "\x1b" not in out + err and "\r" not in out + err, (argv, out, err)

@@ -98,6 +98,12 @@ def install(repo: Path, *, force: bool = False, python: str | None = None) -> In
     ``python`` defaults to the running interpreter (``sys.executable``, unresolved: a
     virtualenv's ``bin/python`` symlink is what makes the venv's packages importable).
     """
+    if not force and not _has_manifests(repo):
+        raise SuperbuildError(
+            f"{repo} has no manifests/ folder at HEAD, so it is not a superbuild superproject "
+            "(the hook would refuse every push): run this in the superproject, "
+            "or rerun with --force to install anyway"
+        )
     target = hooks_dir(repo) / HOOK_NAME
     backup: Path | None = None
     exists = target.exists() or target.is_symlink()
@@ -112,6 +118,11 @@ def install(repo: Path, *, force: bool = False, python: str | None = None) -> In
         target.replace(backup)
     write_text_atomic(target, hook_script(python or sys.executable), mode=0o755, make_parents=True)
     return Installed(target, ours, backup)
+
+
+def _has_manifests(repo: Path) -> bool:
+    found = g.git(repo, "ls-tree", "-z", "HEAD", "--", "manifests", check=False)
+    return found.returncode == 0 and b" tree " in found.stdout
 
 
 def uninstall(repo: Path) -> tuple[Path, Literal["removed", "absent", "foreign"], Path | None]:
