@@ -194,3 +194,37 @@ def test_state_under_an_undecodable_path(
         assert state.runs() == []
     with BuildState.read(weird / "x") as read:
         assert read is not None and read.runs() == []
+
+
+def test_disk_full_mid_run_fails_the_run_with_that_reason(
+    repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorder's write of a finished package fails as on a full disk (injected)."""
+    repo.manifest("base", "path: repos/base\npipeline: command\nsource: none\ncommands: ['true']\n")
+    repo.link("repos/base")
+    repo.commit("initial")
+    real = BuildState.update_build
+    failures = []
+
+    def full(self: BuildState, run_id: str, package: str, **values: Any) -> None:
+        if values.get("status") == "succeeded":
+            failures.append(package)
+            raise sqlite3.OperationalError("database or disk is full")
+        real(self, run_id, package, **values)
+
+    monkeypatch.setattr(BuildState, "update_build", full)
+    code, _, err = cli(capsys, "build", "-C", str(repo.path), "--all", "-j", "1")
+    assert failures == ["base"]
+    assert code == 2, err
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    db = layout.db_path(repo.path)
+    assert str(db) in last and "database or disk is full" in last and "free some space" in last
+    monkeypatch.undo()
+    with BuildState.read(repo.path) as state:
+        assert state is not None
+        [run] = state.runs()
+        assert run.result == "failure"
+        [record] = state.builds(run.id)
+        assert record.status == "failed"
+        assert "database or disk is full" in record.reason
