@@ -346,17 +346,31 @@ class UnpushedCache:
             data = json.loads(self.path.read_bytes())
         except (OSError, ValueError):
             return {}
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or data.get("cache") != UNPUSHED_CACHE:
             return {}
-        return {k: v for k, v in data.items() if isinstance(k, str) and type(v) is int}
+        entries = data.get("entries")
+        if not isinstance(entries, dict) or data.get("sha256") != _checksum(entries):
+            return {}  # copied from elsewhere, edited or damaged: recomputed, never trusted
+        return {k: v for k, v in entries.items() if isinstance(k, str) and type(v) is int}
 
     def save(self, old: Mapping[str, int], new: Mapping[str, int]) -> None:
         if dict(old) == dict(new):
             return
         from superbuild.fileio import write_json_atomic
 
+        entries = dict(sorted(new.items()))
+        data = {"cache": UNPUSHED_CACHE, "sha256": _checksum(entries), "entries": entries}
         with contextlib.suppress(OSError):  # a read-only git dir: no cache, same answers
-            write_json_atomic(self.path, dict(sorted(new.items())), make_parents=True)
+            write_json_atomic(self.path, data, make_parents=True)
+
+
+def _checksum(entries: Mapping[str, Any]) -> str:
+    """The SHA-256 of ``entries`` as canonical JSON: what a cache file must carry."""
+    import hashlib
+    import json
+
+    text = json.dumps(entries, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _last_build(history: PackageHistory | None) -> LastBuild | None:

@@ -312,6 +312,15 @@ def test_unpushed_counts_are_cached_by_tips(
     assert list(cache.load().values()) == [2]
     cache.path.write_text("{not json")
     assert status(sample)["tool"]["unpushed"] == 2  # a corrupt cache is ignored
+    data = json.loads(cache.path.read_text())
+    data["entries"] = {k: 7 for k in data["entries"]}  # a flipped count, checksum kept
+    cache.path.write_text(json.dumps(data))
+    assert cache.load() == {}
+    assert status(sample)["tool"]["unpushed"] == 2  # recomputed, never trusted
+    old_format = {k: 7 for k in data["entries"]}  # an unchecked file (no checksum)
+    cache.path.write_text(json.dumps(old_format))
+    assert cache.load() == {}
+    assert status(sample)["tool"]["unpushed"] == 2
 
 
 def test_a_commit_only_on_a_remote_tag_is_published_for_status_and_the_hook(
