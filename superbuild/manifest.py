@@ -253,8 +253,8 @@ def _read_cache(path: Path) -> tuple[dict[str, Entry], dict[str, Any]] | None:
         data = marshal.loads(raw[4:])
         # The CRC vouches for the bytes and CACHE_FORMAT for the layout; the field names
         # catch a file of another layout that kept the same name.
-        if data["fields"] != Entry._fields:
-            return None
+        if data["fields"] != Entry._fields or data.get("key") != path.name:
+            return None  # another layout, or another key's file copied over this one
         entries = {values[0]: Entry._make(values) for values in data["packages"]}
         settings = data["settings"]
         if not isinstance(settings, dict):
@@ -271,6 +271,7 @@ def _write_cache(path: Path, product: Product) -> None:
     from superbuild.fileio import write_bytes_atomic  # tempfile: only on a cache miss
 
     data = {
+        "key": path.name,  # the file's own key (the manifests tree): checked on reading
         "fields": Entry._fields,
         "packages": [tuple(e) for e in product.entries.values()],
         "settings": product.settings_data,

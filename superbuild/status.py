@@ -10,7 +10,7 @@ Cost, whatever the number of submodules:
   cache); the build state in three indexed SQLite queries;
 - for each initialized submodule, its checkout commit and refs read from files
   (``HEAD``, loose refs, ``packed-refs``: no process), and
-  ``git rev-list --count HEAD --branches --not --remotes`` only when a local tip is not
+  ``git rev-list --count HEAD --branches --not --remotes --tags`` only when a local tip is not
   also a remote-tracking tip.  These run on a thread pool, next to ``git status``.
 
 Uninitialized submodules cost nothing.
@@ -288,7 +288,7 @@ def read_checkout(work_tree: Path, known: Mapping[str, int] | None = None) -> Ch
     Reads the refs from files.  The count is 0 without a process when every local tip
     (HEAD, branches) is also a remote-tracking tip; else it is taken from ``known``
     (counts by :func:`tips_key`) or ``git rev-list --count HEAD --branches --not
-    --remotes``.  A ref layout it cannot read (reftable) is left to git.
+    --remotes --tags`` (:data:`superbuild.submodules.PUBLISHED_REFS`: the hook's rule).  A ref layout it cannot read (reftable) is left to git.
     """
     git_dir = submodule_git_dir(work_tree)
     try:
@@ -297,7 +297,7 @@ def read_checkout(work_tree: Path, known: Mapping[str, int] | None = None) -> Ch
         refs = RefStore.of(git_dir)
         head = refs.resolve("HEAD")
         local = refs.tips("refs/heads/")
-        remote = refs.tips("refs/remotes/")
+        remote = refs.tips("refs/remotes/") | refs.tips("refs/tags/")  # PUBLISHED_REFS
     except (RefsUnreadable, OSError):
         return _checkout_from_git(work_tree)
     mine = local | ({head} if head is not None else set())
@@ -312,7 +312,9 @@ def read_checkout(work_tree: Path, known: Mapping[str, int] | None = None) -> Ch
 
 def _unpushed(work_tree: Path, has_head: bool = True) -> int:
     tips = ["HEAD"] if has_head else []
-    out = g.git(work_tree, "rev-list", "--count", *tips, "--branches", "--not", "--remotes")
+    from superbuild.submodules import PUBLISHED_REFS
+
+    out = g.git(work_tree, "rev-list", "--count", *tips, "--branches", "--not", *PUBLISHED_REFS)
     return int(out.stdout.decode().strip() or "0")
 
 
@@ -344,17 +346,31 @@ class UnpushedCache:
             data = json.loads(self.path.read_bytes())
         except (OSError, ValueError):
             return {}
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or data.get("cache") != UNPUSHED_CACHE:
             return {}
-        return {k: v for k, v in data.items() if isinstance(k, str) and type(v) is int}
+        entries = data.get("entries")
+        if not isinstance(entries, dict) or data.get("sha256") != _checksum(entries):
+            return {}  # copied from elsewhere, edited or damaged: recomputed, never trusted
+        return {k: v for k, v in entries.items() if isinstance(k, str) and type(v) is int}
 
     def save(self, old: Mapping[str, int], new: Mapping[str, int]) -> None:
         if dict(old) == dict(new):
             return
         from superbuild.fileio import write_json_atomic
 
+        entries = dict(sorted(new.items()))
+        data = {"cache": UNPUSHED_CACHE, "sha256": _checksum(entries), "entries": entries}
         with contextlib.suppress(OSError):  # a read-only git dir: no cache, same answers
-            write_json_atomic(self.path, dict(sorted(new.items())), make_parents=True)
+            write_json_atomic(self.path, data, make_parents=True)
+
+
+def _checksum(entries: Mapping[str, Any]) -> str:
+    """The SHA-256 of ``entries`` as canonical JSON: what a cache file must carry."""
+    import hashlib
+    import json
+
+    text = json.dumps(entries, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _last_build(history: PackageHistory | None) -> LastBuild | None:

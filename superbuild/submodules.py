@@ -44,6 +44,11 @@ class Published(NamedTuple):
     url: str | None = None
 
 
+#: The refs whose history counts as published, for ``status`` and the pre-push hook
+#: alike: remote-tracking branches and tags (``git rev-list ... --not`` these).
+PUBLISHED_REFS = ("--remotes", "--tags")
+
+
 def published(sub: Path, commits: Sequence[str], url: str | None = None) -> Published:
     """Classify ``commits`` of the initialized submodule ``sub`` (two or three git processes).
 
@@ -67,7 +72,7 @@ def published(sub: Path, commits: Sequence[str], url: str | None = None) -> Publ
     if not present:
         return Published(statuses, None, url)
     if url is None:
-        exclude_args = ["--not", "--remotes", "--tags"]
+        exclude_args = ["--not", *PUBLISHED_REFS]
         stdin = "".join(f"{c}\n" for c in present)
     else:
         ordered = sorted(tips)

@@ -358,6 +358,11 @@ def test_cache_never_gives_a_wrong_answer(repo: Repo, capsys: pytest.CaptureFixt
     repo.link("repos/base")
     repo.commit("bump again")
     assert changed(capsys, repo)["affected"] == ["base", "client", "tool", "service", "installer"]
+    # another key's file copied over this key's (same CRC, wrong key) is not trusted
+    newest = max(cache.glob("manifests-*.marshal"), key=lambda f: f.stat().st_mtime_ns)
+    other = next(f for f in files if f != newest)
+    newest.write_bytes(other.read_bytes())
+    assert changed(capsys, repo)["affected"] == ["base", "client", "tool", "service", "installer"]
 
 
 def test_direction_of_gitlink_moves(

@@ -312,3 +312,30 @@ def test_unpushed_counts_are_cached_by_tips(
     assert list(cache.load().values()) == [2]
     cache.path.write_text("{not json")
     assert status(sample)["tool"]["unpushed"] == 2  # a corrupt cache is ignored
+    data = json.loads(cache.path.read_text())
+    data["entries"] = {k: 7 for k in data["entries"]}  # a flipped count, checksum kept
+    cache.path.write_text(json.dumps(data))
+    assert cache.load() == {}
+    assert status(sample)["tool"]["unpushed"] == 2  # recomputed, never trusted
+    old_format = {k: 7 for k in data["entries"]}  # an unchecked file (no checksum)
+    cache.path.write_text(json.dumps(old_format))
+    assert cache.load() == {}
+    assert status(sample)["tool"]["unpushed"] == 2
+
+
+def test_a_commit_only_on_a_remote_tag_is_published_for_status_and_the_hook(
+    sample: SampleSuperproject,
+) -> None:
+    """One rule (submodules.PUBLISHED_REFS): remote branches and tags count, for both."""
+    from superbuild.submodules import published
+
+    (sample.work_tree("client") / "NEWS").write_text("tagged\n")
+    sub_git(sample, "client", "commit", "-qam", "released by tag only")
+    commit = sub_git(sample, "client", "rev-parse", "HEAD")
+    sub_git(sample, "client", "tag", "v9.9")
+    sub_git(sample, "client", "push", "-q", "origin", "refs/tags/v9.9")
+    branch = sub_git(sample, "client", "symbolic-ref", "--short", "HEAD")
+    sub_git(sample, "client", "checkout", "-q", "--detach")
+    sub_git(sample, "client", "branch", "-q", "-f", branch, "HEAD~1")  # only the tag has it
+    assert status(sample)["client"]["unpushed"] == 0
+    assert published(sample.work_tree("client"), [commit]).statuses == {commit: "ok"}

@@ -22,7 +22,9 @@ Times are seconds since the epoch (UTC); ``artifacts`` is a JSON list of absolut
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,29 +110,85 @@ def migrate(db: sqlite3.Connection) -> int:
     return found
 
 
+def _uri(path: Path, *, read_only: bool) -> str:
+    """The SQLite URI of ``path`` (any bytes, percent-encoded), read-only if asked.
+
+    A read-only open of a folder nobody may write to is ``immutable`` (SQLite could not
+    create the WAL index next to the database); otherwise ``mode=ro``.
+    """
+    uri = "file:" + urllib.parse.quote(os.fsencode(path.absolute()))
+    if not read_only:
+        return uri + "?mode=rwc"
+    shm = Path(f"{path}-shm")
+    if os.access(path.parent, os.W_OK) or shm.exists():
+        return uri + "?mode=ro"
+    return uri + "?mode=ro&immutable=1"
+
+
+def damaged(path: Path, exc: BaseException) -> StateError:
+    """The one line for an SQLite error on ``path``: what happened and what to do."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, UnicodeDecodeError) or text.startswith("Could not decode"):
+        text = "it holds text that is not UTF-8"
+    if "disk is full" in text or "disk I/O error" in text:
+        return StateError(f"{os.fsdecode(path)}: {text} (free some space and run again)")
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return StateError(
+            f"{os.fsdecode(path)}: {text} (superbuild needs to write the build state here: "
+            "run it where the superproject's .superbuild/ folder is writable)"
+        )
+    return StateError(
+        f"{os.fsdecode(path)}: {text} (the build state is damaged: move the file away to start afresh)"
+    )
+
+
 @contextlib.contextmanager
-def connect(path: Path) -> Iterator[sqlite3.Connection]:
+def connect(path: Path, *, read_only: bool = False) -> Iterator[sqlite3.Connection]:
     """Open the database at ``path`` (created if absent), migrated; closed on exit.
 
     The connection is in autocommit mode: writes go through :func:`transaction`.  A file
-    that is not a usable database raises :class:`StateError`.
+    that is not a usable database raises :class:`StateError`, and so does any SQLite error
+    (or undecodable text) raised inside the ``with`` block: one line naming the file and
+    what to do.  ``read_only`` opens it with ``mode=ro`` (``immutable`` when its folder is
+    not writable): nothing is created, migrated or changed; an older schema is an error
+    that says to run a build.
     """
-    with contextlib.closing(
-        sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    ) as db:
+    try:
+        db = sqlite3.connect(
+            _uri(path, read_only=read_only),
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
+            uri=True,
+        )
+    except sqlite3.Error as exc:
+        raise damaged(path, exc) from None
+    with contextlib.closing(db):
         try:
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode = WAL")
-            # WAL + NORMAL: a killed process loses nothing committed; only a power cut may
-            # lose the last transactions (never corrupts).
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.execute("PRAGMA foreign_keys = ON")
-            migrate(db)
-        except sqlite3.DatabaseError as exc:
-            raise StateError(
-                f"{path}: {exc} (the build state is damaged: move the file away to start afresh)"
-            ) from None
-        yield db
+            if read_only:
+                db.execute("PRAGMA query_only = ON")
+                version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                if version > SCHEMA_VERSION:
+                    migrate(db)  # raises: from a newer superbuild
+                if version < SCHEMA_VERSION:
+                    raise StateError(
+                        f"{os.fsdecode(path)}: the build state has schema version {version}, "
+                        f"older than this superbuild's ({SCHEMA_VERSION}): run a build once "
+                        "to upgrade it"
+                    )
+            else:
+                db.execute("PRAGMA journal_mode = WAL")
+                # WAL + NORMAL: a killed process loses nothing committed; only a power cut
+                # may lose the last transactions (never corrupts).
+                db.execute("PRAGMA synchronous = NORMAL")
+                db.execute("PRAGMA foreign_keys = ON")
+                migrate(db)
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            raise damaged(path, exc) from None
+        try:
+            yield db
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            raise damaged(path, exc) from None
 
 
 @contextlib.contextmanager

@@ -6,8 +6,10 @@ as it happens and a kill at any moment leaves it consistent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from superbuild.jobs import Event, JobCancelled, JobFinished, JobSkipped, JobStarted
+from superbuild.state.db import damaged
 from superbuild.state.keys import BuildInputs
 from superbuild.state.store import BuildState
 
@@ -35,6 +38,8 @@ class RunRecorder:
     output: Path
     started: dict[str, float] = field(default_factory=dict)
     finished: bool = False
+    #: Why a write to the state failed (the run then fails with it).
+    error: str | None = None
 
     @classmethod
     def for_packages(
@@ -58,7 +63,27 @@ class RunRecorder:
         )
 
     def __call__(self, event: Event) -> None:
-        """Record one scheduler event."""
+        """Record one scheduler event.
+
+        A write that fails (a full disk: "database or disk is full") fails the run with
+        that reason: the package is recorded as failed with it when the database still
+        takes that one write, and :class:`StateError` (one line naming the file) is raised.
+        """
+        try:
+            self._record(event)
+        except sqlite3.Error as exc:
+            self.error = f"the build state could not be written: {exc}"
+            with contextlib.suppress(sqlite3.Error):
+                self.state.update_build(
+                    self.run_id,
+                    event.job_id,
+                    status="failed",
+                    reason=self.error,
+                    finished_at=time.time(),
+                )
+            raise damaged(self.state.path, exc) from None
+
+    def _record(self, event: Event) -> None:
         if isinstance(event, JobStarted):
             self.started[event.job_id] = event.time
             self.state.update_build(
@@ -94,7 +119,11 @@ class RunRecorder:
         """Record how the run ended (``success``, ``failure`` or ``interrupted``)."""
         if not self.finished:
             self.finished = True
-            self.state.finish_run(self.run_id, result)
+            if self.error is None:
+                self.state.finish_run(self.run_id, result)
+                return
+            with contextlib.suppress(sqlite3.Error):  # best effort: the write failed once
+                self.state.finish_run(self.run_id, "failure")
 
 
 def _log_path(value: object) -> str | None:

@@ -205,7 +205,7 @@ class BuildState:
         if not path.is_file():
             yield None
             return
-        with connect(path) as db:
+        with connect(path, read_only=True) as db:
             yield cls(db, path)
 
     # ------------------------------------------------------------------ runs
