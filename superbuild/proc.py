@@ -34,7 +34,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -395,6 +395,8 @@ class Session:
         self._live: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._watchdog_fd = -1
 
     @property
     def cancelled(self) -> bool:
@@ -494,6 +496,43 @@ class Session:
             raise Interrupted("interrupted")
         return result
 
+    def start_watchdog(self, name: str = "_SUPERBUILD_RUN") -> None:
+        """Mark every later child with ``name=<unique>`` and start :mod:`superbuild.reaper`,
+        which stops all marked processes once this process dies or :meth:`stop_watchdog`
+        runs: nothing the run started outlives it, even after a SIGKILL."""
+        import sys
+
+        value = f"{os.getpid()}-{time.time_ns()}"
+        read_end, write_end = os.pipe()
+        os.set_inheritable(write_end, False)
+        try:
+            env = {k: v for k, v in os.environ.items() if k != name}
+            self._watchdog = _spawn(
+                [sys.executable, "-m", "superbuild.reaper", name, value],
+                cwd=None,
+                env=env,
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=None,
+            )
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        self._watchdog_fd = write_end
+        self.env[name] = value
+
+    def stop_watchdog(self) -> None:
+        """Close the watchdog's pipe: it stops the run's leftover processes and exits."""
+        fd, self._watchdog_fd = self._watchdog_fd, -1
+        if fd >= 0:
+            os.close(fd)
+        if self._watchdog is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._watchdog.wait(10)
+            self._watchdog = None
+
     def cancel(self, grace: float = 2.0) -> None:
         """Stop every process group of the session that still runs; refuse new ones.
 
@@ -512,3 +551,12 @@ class Session:
                 child.wait(max(0.0, deadline - time.monotonic()))
         for child in children:
             _kill_group(child, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def session_watchdog(session: Session) -> Iterator[Session]:
+    """Stop ``session``'s watchdog (and so its leftover processes) on leaving."""
+    try:
+        yield session
+    finally:
+        session.stop_watchdog()
