@@ -24,7 +24,7 @@ from superbuild.pipelines import registry
 from superbuild.pipelines.api import BuildContext, PipelineFailed
 from superbuild.pipelines.task import PackageTask
 from superbuild.planning import Plan
-from superbuild.proc import Session
+from superbuild.proc import Session, session_watchdog
 from superbuild.report import BuildReport, PackageReport
 from superbuild.scheduler import run_jobs
 
@@ -205,9 +205,13 @@ def execute(
         # The run's processes: cancelling them (--fail-fast, Ctrl-C) stops this run only,
         # not the metadata refresh below.
         session = Session()
-        with make_executor(
-            options.executor, parallel=options.jobs, session=session, **options.executor_options
-        ) as ex:
+        session.start_watchdog()  # nothing the run starts outlives it (even a SIGKILL)
+        with (
+            session_watchdog(session),
+            make_executor(
+                options.executor, parallel=options.jobs, session=session, **options.executor_options
+            ) as ex,
+        ):
             outcomes = run_jobs(
                 run.jobs,
                 ex,

@@ -34,7 +34,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -195,6 +195,64 @@ def _stop(child: subprocess.Popen[bytes], grace: float = 2.0) -> None:
         child.wait(grace)
 
 
+#: How long output is still read after the main child exited (a daemon it left behind
+#: may hold the pipes open for ever).
+_DRAIN_S = 0.5
+
+#: The variable that marks the processes of one logged step (and all they start).
+STEP_MARKER = "_SUPERBUILD_STEP"  # not SUPERBUILD_*: those are the documented step variables
+
+_step_counter = iter(range(1, 2**62))
+
+
+def marked_pids(name: str, value: str) -> list[int]:
+    """The processes whose environment carries ``name=value`` (Linux ``/proc``; else none)."""
+    needle = f"{name}={value}".encode()
+    pids: list[int] = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with Path(f"/proc/{entry.name}/environ").open("rb") as fh:
+                    environ = fh.read()
+            except OSError:
+                continue
+            if needle in environ.split(b"\0"):
+                pids.append(int(entry.name))
+    return [pid for pid in pids if pid != os.getpid()]
+
+
+def kill_marked(name: str, value: str, grace: float = 0.5) -> int:
+    """SIGTERM every process marked ``name=value``, SIGKILL those left after ``grace``.
+
+    Returns how many processes were found.
+    """
+    seen: set[int] = set()
+    deadline = time.monotonic() + grace
+    empty = 0
+    # Scan again until nothing is found twice in a row: a process may be between fork
+    # and exec (its environment unreadable for a moment) when the first scan runs.
+    while empty < 2:
+        pids = marked_pids(name, value)
+        if not pids:
+            if not seen:
+                break  # the common case: the step left nothing behind
+            empty += 1
+        else:
+            empty = 0
+        sig = signal.SIGTERM if time.monotonic() < deadline else signal.SIGKILL
+        for pid in pids:
+            if pid in seen and sig == signal.SIGTERM:
+                continue
+            seen.add(pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        if empty < 2:
+            time.sleep(0.02)
+    return len(seen)
+
+
 def _captured(
     child: subprocess.Popen[bytes],
     cmd: Sequence[str | os.PathLike[str]],
@@ -202,22 +260,50 @@ def _captured(
     timeout: float | None,
     start: float,
 ) -> Completed:
+    """Wait for ``child`` (at most ``timeout``) and collect its output.
+
+    Output is read until the pipes close, but never longer than :data:`_DRAIN_S` after
+    the child itself exited: a descendant that keeps stdout or stderr open (``setsid
+    sleep 45 &``) cannot hold the caller, and the timeout holds.
+    """
     timed_out = False
+    deadline = None if timeout is None else start + timeout
+    exited_at: float | None = None
+    out: bytes | None = b""
+    err: bytes | None = b""
     try:
-        try:
-            out, err = child.communicate(input, timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _stop(child, grace=0.5)
-            out, err = child.communicate()
+        while True:
+            now = time.monotonic()
+            if exited_at is None and child.poll() is not None:
+                exited_at = now
+            step = 0.1 if exited_at is None else max(0.0, exited_at + _DRAIN_S - now)
+            if deadline is not None and exited_at is None:
+                step = min(step, max(0.0, deadline - now))
+            try:
+                out, err = child.communicate(input, step)
+                break
+            except subprocess.TimeoutExpired as exc:
+                out, err = exc.output, exc.stderr
+                now = time.monotonic()
+                if exited_at is not None and now >= exited_at + _DRAIN_S:
+                    break
+                if exited_at is None and deadline is not None and now >= deadline:
+                    timed_out = True
+                    _stop(child, grace=0.5)
+                    exited_at = time.monotonic()
     except BaseException:
         _stop(child)
         raise
+    finally:
+        for pipe in (child.stdout, child.stderr, child.stdin):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
     return Completed(
         tuple(os.fspath(c) for c in cmd),
-        child.returncode,
-        out,
-        err,
+        child.returncode if child.returncode is not None else -signal.SIGKILL,
+        out or b"",
+        err or b"",
         timed_out,
         time.monotonic() - start,
     )
@@ -309,6 +395,8 @@ class Session:
         self._live: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._watchdog_fd = -1
 
     @property
     def cancelled(self) -> bool:
@@ -391,14 +479,59 @@ class Session:
         """
         start = time.monotonic()
         log.flush()
+        step = f"{os.getpid()}-{next(_step_counter)}"
+        env = {**(os.environ if env is None else env), STEP_MARKER: step}
         child = self._start(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         try:
             result = _logged(child, cmd, timeout, start)
         finally:
             self._forget(child)
+            # Daemons the step left behind (``sleep 600 &``, ``setsid ...``) end with it.
+            left = kill_marked(STEP_MARKER, step)
+            if left:
+                with contextlib.suppress(OSError, ValueError):
+                    log.write(f"# stopped {left} process(es) the step left running\n".encode())
+                    log.flush()
         if self._cancelled.is_set():
             raise Interrupted("interrupted")
         return result
+
+    def start_watchdog(self, name: str = "_SUPERBUILD_RUN") -> None:
+        """Mark every later child with ``name=<unique>`` and start :mod:`superbuild.reaper`,
+        which stops all marked processes once this process dies or :meth:`stop_watchdog`
+        runs: nothing the run started outlives it, even after a SIGKILL."""
+        import sys
+
+        value = f"{os.getpid()}-{time.time_ns()}"
+        read_end, write_end = os.pipe()
+        os.set_inheritable(write_end, False)
+        try:
+            env = {k: v for k, v in os.environ.items() if k != name}
+            self._watchdog = _spawn(
+                [sys.executable, "-m", "superbuild.reaper", name, value],
+                cwd=None,
+                env=env,
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=None,
+            )
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        self._watchdog_fd = write_end
+        self.env[name] = value
+
+    def stop_watchdog(self) -> None:
+        """Close the watchdog's pipe: it stops the run's leftover processes and exits."""
+        fd, self._watchdog_fd = self._watchdog_fd, -1
+        if fd >= 0:
+            os.close(fd)
+        if self._watchdog is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._watchdog.wait(10)
+            self._watchdog = None
 
     def cancel(self, grace: float = 2.0) -> None:
         """Stop every process group of the session that still runs; refuse new ones.
@@ -418,3 +551,12 @@ class Session:
                 child.wait(max(0.0, deadline - time.monotonic()))
         for child in children:
             _kill_group(child, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def session_watchdog(session: Session) -> Iterator[Session]:
+    """Stop ``session``'s watchdog (and so its leftover processes) on leaving."""
+    try:
+        yield session
+    finally:
+        session.stop_watchdog()

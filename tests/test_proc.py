@@ -143,3 +143,65 @@ def test_a_failed_command_names_its_reason_not_the_advice() -> None:
     with pytest.raises(proc.ProcessError) as info:
         proc.run(["sh", "-c", script], what="git fetch origin")
     assert str(info.value) == "git fetch origin exited 128: fatal: no such remote"
+
+
+def _alive(marker: str) -> list[int]:
+    return proc.marked_pids("SB_TEST_MARK", marker)
+
+
+def _wait_gone(marker: str, bound: float = 10.0) -> list[int]:
+    end = time.monotonic() + bound
+    while (left := _alive(marker)) and time.monotonic() < end:
+        time.sleep(0.05)
+    return left
+
+
+def test_a_daemon_holding_the_pipes_does_not_hold_the_timeout(tmp_path: Path) -> None:
+    mark = f"pipe-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, "SB_TEST_MARK": mark}
+    try:
+        start = time.monotonic()
+        done = proc.run(
+            ["sh", "-c", "echo hi; setsid sleep 45 &"], env=env, check=False, timeout=30
+        )
+        assert time.monotonic() - start < 20  # not the 45 s the daemon lives
+        assert done.ok
+        assert done.stdout == b"hi\n"
+        assert not done.timed_out
+    finally:
+        proc.kill_marked("SB_TEST_MARK", mark)
+    assert _wait_gone(mark) == []
+
+
+def test_a_timeout_holds_when_a_descendant_keeps_the_pipes(tmp_path: Path) -> None:
+    mark = f"to-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, "SB_TEST_MARK": mark}
+    try:
+        start = time.monotonic()
+        done = proc.run(["sh", "-c", "setsid sleep 45 & sleep 45"], env=env, check=False, timeout=1)
+        assert time.monotonic() - start < 20
+        assert done.timed_out
+    finally:
+        proc.kill_marked("SB_TEST_MARK", mark)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "sleep 600 &",
+        "setsid sleep 600 &",
+        "nohup sleep 600 >/dev/null 2>&1 &",
+        "setsid sleep 600 & exit 3",
+    ],
+)
+def test_daemons_a_logged_step_leaves_are_stopped(tmp_path: Path, script: str) -> None:
+    mark = f"daemon-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, "SB_TEST_MARK": mark}
+    log = tmp_path / "log"
+    try:
+        with log.open("wb") as fh:
+            proc.Session().run_logged(["sh", "-c", script], log=fh, env=env, timeout=60)
+        assert _wait_gone(mark) == []
+        assert "left running" in log.read_text()
+    finally:
+        proc.kill_marked("SB_TEST_MARK", mark)
