@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from superbuild import layout
-from superbuild.errors import SuperbuildError
+from superbuild.errors import SuperbuildError, UsageError
 from superbuild.jobs import Event, Job, OnError, RunResult
 from superbuild.pipelines import registry
 from superbuild.pipelines.api import BuildContext, PipelineFailed
@@ -135,6 +135,12 @@ def prepare(
     settings = product.settings
     layout.state_dir(repo)
     output = layout.output_dir(repo, options.output or settings.output)
+    if options.output is None and not layout.inside(repo, output):
+        # The analysed commit may not write outside the superproject by itself.
+        raise UsageError(
+            f"superbuild.yaml sets output: {settings.output}, outside the superproject: a "
+            f"commit cannot choose that by itself; pass --output {output} to allow it"
+        )
     run_id = run_id or new_run_id()
     log_root = layout.run_logs(repo, run_id)
     work_root = layout.run_work(repo, run_id)

@@ -77,9 +77,16 @@ def resolve(
         raise UsageError("--scheduler-address needs --executor dask")
     options: dict[str, Any] = {}
     if executor == "dask":
-        address = (
-            flags.scheduler_address or env.get(SCHEDULER_ADDRESS_ENV) or settings.scheduler_address
-        )
+        address = flags.scheduler_address or env.get(SCHEDULER_ADDRESS_ENV)
+        if not address and settings.scheduler_address:
+            # The analysed commit may not send its own build elsewhere by itself.
+            if not (flags.executor or env.get(EXECUTOR_ENV)):
+                raise UsageError(
+                    f"superbuild.yaml asks to send this build to {settings.scheduler_address} "
+                    "(executor: dask, scheduler_address:): a commit cannot choose that by "
+                    "itself; pass --executor dask to allow it (or --executor local)"
+                )
+            address = settings.scheduler_address
         if address:
             options["address"] = address
     return BuildConfig(

@@ -77,6 +77,13 @@ def run_work(repo: Path, run_id: str) -> Path:
     return work_root(repo) / run_id
 
 
+def inside(repo: Path, path: Path) -> bool:
+    """``path`` is the superproject ``repo`` or under it (symlinks and ``..`` resolved)."""
+    top = repo.resolve()
+    found = path.resolve()
+    return found == top or top in found.parents
+
+
 def output_dir(repo: Path, configured: str | Path | None) -> Path:
     """The output repository: ``configured`` (``--output`` or settings ``output:``),
     relative to the superproject unless absolute; default ``.superbuild/output``."""

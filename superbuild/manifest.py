@@ -343,6 +343,7 @@ def _parse(
             made = _package(name, file, entry.oid, raw, settings.defaults) if raw and ok else None
             if made is not None:
                 found.extend(_archive_problems(made))
+                found.extend(_env_problems(made))
                 made = None if found else made
             _MEMO[key] = (made, found)
         parsed, found = _MEMO[key]
@@ -430,6 +431,42 @@ def _package(
         archive_patches=archive.get("patches", "per-commit"),
         blob=blob,
     )
+
+
+#: Variables a commit may not set through ``env:``: they decide which programs and
+#: libraries run and how shells and interpreters start (docs/security.md).
+PROTECTED_ENV = frozenset(
+    [
+        "PATH",
+        "IFS",
+        "ENV",
+        "BASH_ENV",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "CDPATH",
+        "NODE_OPTIONS",
+        "GNUPGHOME",
+        "TMPDIR",
+        "HOME",
+    ]
+)
+PROTECTED_ENV_PREFIXES = ("LD_", "DYLD_", "PYTHON", "PERL5", "RUBY", "GIT_", "RPM_")
+
+
+def _env_problems(pkg: Package) -> list[str]:
+    """``env:`` entries a commit may not set (they would change what runs)."""
+    bad = sorted(
+        name
+        for name, _ in pkg.env
+        if name in PROTECTED_ENV or name.startswith(PROTECTED_ENV_PREFIXES)
+    )
+    if not bad:
+        return []
+    return [
+        f"{pkg.manifest}: env: {', '.join(bad)} may not be set by a manifest or by "
+        "superbuild.yaml defaults (it would change which programs run): set it in the "
+        "environment that runs superbuild instead"
+    ]
 
 
 def _archive_problems(pkg: Package) -> list[str]:

@@ -20,7 +20,7 @@ def test_defaults() -> None:
 
 def test_precedence() -> None:
     settings = Settings(jobs=3, executor="dask", scheduler_address="tcp://settings:8786")
-    config = resolve(BuildFlags(), settings, {})
+    config = resolve(BuildFlags(executor="dask"), settings, {})
     assert (config.jobs, config.executor) == (3, "dask")
     assert config.executor_options == {"address": "tcp://settings:8786"}
     env = {"SUPERBUILD_SCHEDULER_ADDRESS": "tcp://env:8786"}
@@ -41,6 +41,19 @@ def test_scheduler_address_from_flag_then_environment() -> None:
     assert resolve(dask, Settings(), {}).executor_options == {}
     # the address is an option of the Dask executor only
     assert resolve(BuildFlags(), Settings(), env).executor_options == {}
+
+
+def test_a_commit_cannot_send_its_build_to_its_own_scheduler() -> None:
+    """superbuild.yaml's executor: dask + scheduler_address: is used only when the user
+    chose dask (flag or environment); otherwise one line says how to allow it."""
+    settings = Settings(executor="dask", scheduler_address="tcp://attacker:8786")
+    with pytest.raises(UsageError, match=r"asks to send this build to tcp://attacker:8786"):
+        resolve(BuildFlags(), settings, {})
+    allowed = resolve(BuildFlags(), settings, {"SUPERBUILD_EXECUTOR": "dask"})
+    assert allowed.executor_options == {"address": "tcp://attacker:8786"}
+    # executor: dask alone runs an embedded cluster here: nothing leaves the machine
+    assert resolve(BuildFlags(), Settings(executor="dask"), {}).executor_options == {}
+    assert resolve(BuildFlags(executor="local"), settings, {}).executor == "local"
 
 
 def test_scheduler_address_needs_dask() -> None:

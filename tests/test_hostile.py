@@ -10,7 +10,7 @@ import pytest
 from superbuild import git as g
 from superbuild.errors import GitError
 from tests.conftest import Repo
-from tests.helpers import cli
+from tests.helpers import cli, command_product
 
 SHA = "0123456789012345678901234567890123456789"
 
@@ -162,3 +162,31 @@ def test_control_characters_in_a_path_are_escaped(
     for argv in (["changed", "--why", "a"], ["changed"], ["graph"]):
         _code, out, err = cli(capsys, "-C", str(repo.path), *argv)
         assert "\x1b" not in out + err and "\r" not in out + err, (argv, out, err)
+
+
+@pytest.mark.parametrize("name", ["PATH", "LD_PRELOAD", "PYTHONPATH", "GIT_DIR", "BASH_ENV"])
+def test_a_manifest_cannot_set_what_decides_which_programs_run(
+    repo: Repo, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    repo.manifest("a", f"path: repos/a\nenv: {{{name}: /tmp/evil, CFLAGS: -O2}}\n")
+    repo.link("repos/a")
+    repo.commit("env")
+    code, _, err = cli(capsys, "-C", str(repo.path), "plan", "--all")
+    assert code == 2, err
+    assert f"manifests/a.yaml: env: {name} may not be set" in err
+    assert "CFLAGS" not in err
+    assert "Traceback" not in err
+
+
+def test_a_commit_cannot_put_the_output_outside_the_superproject(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "elsewhere"
+    sp = command_product(tmp_path, {"a": []}, settings=f"output: {outside}\n")
+    code, _, err = cli(capsys, "-C", str(sp), "build", "--all")
+    assert code == 2, err
+    assert "outside the superproject" in err and f"--output {outside}" in err
+    assert not outside.exists()
+    code, _, err = cli(capsys, "-C", str(sp), "build", "--all", "--output", str(outside))
+    assert code == 0, err
+    assert (outside / "files" / "a").is_dir()
