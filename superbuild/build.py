@@ -226,7 +226,9 @@ def execute(
                 observers=all_observers,
             )
         result = BuildResult(run, outcomes, started=started)
-        if not outcomes.interrupted and any(o.status == "succeeded" for o in outcomes.values()):
+        # Whatever changed the output (even in a run that failed or was interrupted) is
+        # journaled: refresh now rather than leave it to the next run.
+        if outrepo.pending(run.output):
             try:
                 outrepo.refresh_metadata(run.output)
             except SuperbuildError as exc:

@@ -6,10 +6,17 @@ Layout under the output root::
     srpms/NAME-VERSION-RELEASE.src.rpm          source RPMs (one repository: srpms/repodata)
     files/<package>/...                         artifacts of ``command`` pipelines
 
-No reader ever sees a half-written file: each file is copied to a hidden temporary name
-(``.NAME.XXXX.tmp``, which ``createrepo_c`` ignores) in its final directory and then
-``os.replace``\\ d; a package's ``files/`` directory is assembled aside and renamed into
-place.  Collecting and refreshing the metadata hold a lock, a thread lock plus an
+No reader ever sees a half-written file, and no temporary file is ever inside a
+published folder: each file is copied into the run's staging folder
+``<output>/.superbuild-staging/<pid>-<start>/`` (same filesystem, never published) and
+then ``os.replace``\\ d into place; a package's ``files/`` directory is assembled there
+too, and the old one is moved there before it is removed.
+
+Crash consistency: before any file under ``rpms/``, ``srpms/`` or ``files/`` changes,
+``<output>/.superbuild-pending`` is written (atomically); it is removed only once
+``createrepo_c`` succeeded for every repository.  A run killed in between leaves it, and
+the next command that opens the output (:func:`recover`) refreshes the metadata first
+and removes the staging folders of dead processes.  Collecting and refreshing the metadata hold a lock, a thread lock plus an
 ``flock`` on ``<output>/.superbuild.lock`` so that threads, Dask workers on the same
 host and concurrent runs do not race (``createrepo_c`` refuses to run twice on a repo).
 
@@ -28,13 +35,15 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from superbuild import proc
+from superbuild import fileio, proc
 from superbuild.errors import SuperbuildError
 
 RPMS_DIR = "rpms"
 SRPMS_DIR = "srpms"
 FILES_DIR = "files"
 LOCK_FILE = ".superbuild.lock"
+PENDING_FILE = ".superbuild-pending"
+STAGING_DIR = ".superbuild-staging"
 
 _thread_lock = threading.RLock()
 
@@ -82,10 +91,71 @@ def binary_packages(artifacts: Iterable[str]) -> list[str]:
     return [a for a in artifacts if a.startswith(f"{RPMS_DIR}/")]
 
 
-def _install_file(src: Path, dest: Path) -> None:
-    """Copy ``src`` to ``dest`` through a temporary name in ``dest``'s directory."""
+def _start_time(pid: int) -> str:
+    """The start time of process ``pid`` (``/proc/<pid>/stat`` field 22), ``""`` if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]
+
+
+def _staging(output: Path) -> Path:
+    """This process's staging folder in the output root (created): ``<pid>-<start time>``."""
+    pid = os.getpid()
+    folder = output / STAGING_DIR / f"{pid}-{_start_time(pid) or 'x'}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _alive(name: str) -> bool:
+    """Whether the process a staging folder ``<pid>-<start>`` names still runs (same start)."""
+    pid_text, _, start = name.partition("-")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    now = _start_time(pid)
+    return not now or start in (now, "x")
+
+
+def remove_dead_staging(output: Path) -> list[Path]:
+    """Remove staging folders whose owner process is gone (call it holding :func:`locked`)."""
+    root = output / STAGING_DIR
+    try:
+        entries = list(root.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    for entry in entries:
+        if not _alive(entry.name):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def mark_pending(output: Path) -> None:
+    """Journal a metadata refresh before files of the output change."""
+    path = output / PENDING_FILE
+    if not path.exists():
+        fileio.write_bytes_atomic(path, f"{os.getpid()}\n".encode())
+
+
+def pending(output: Path) -> bool:
+    """Whether a metadata refresh is journaled (a run changed files and did not finish it)."""
+    return (output / PENDING_FILE).exists()
+
+
+def _install_file(src: Path, dest: Path, staging: Path) -> None:
+    """Copy ``src`` to ``dest`` through a temporary name in the staging folder."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=staging, prefix=f".{dest.name}.", suffix=".tmp")
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
@@ -141,10 +211,12 @@ def collect(output: Path, packages: Iterable[Path]) -> list[str]:
                     f"bytes{by}: two packages make the same RPM, or a rebuild reused its "
                     "name; nothing was replaced"
                 )
-        for src, rel in plan:
-            dest = output / rel
-            if not dest.is_file():
-                _install_file(src, dest)
+        todo = [(src, output / rel) for src, rel in plan if not (output / rel).is_file()]
+        if todo:
+            mark_pending(output)
+            staging = _staging(output)
+            for src, dest in todo:
+                _install_file(src, dest, staging)
     return sorted(rel for _, rel in plan)
 
 
@@ -156,24 +228,22 @@ def collect_files(output: Path, package: str, source: Path) -> list[str]:
     (between the two renames the directory is briefly absent).
     """
     root = output / FILES_DIR
-    root.mkdir(parents=True, exist_ok=True)
     dest = root / package
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{package}.", suffix=".tmp"))
+    with locked(output):
+        staging = Path(tempfile.mkdtemp(dir=_staging(output), prefix=f".{package}.", suffix=".tmp"))
+    new = staging / "new"
     try:
-        staging.chmod(0o755)
-        shutil.copytree(source, staging, symlinks=True, dirs_exist_ok=True)
-        artifacts = _tree_files(staging, f"{FILES_DIR}/{package}")
+        shutil.copytree(source, new, symlinks=True)
+        new.chmod(0o755)
+        artifacts = _tree_files(new, f"{FILES_DIR}/{package}")
         with locked(output):
-            old: Path | None = None
+            mark_pending(output)
+            root.mkdir(parents=True, exist_ok=True)
             if dest.exists() or dest.is_symlink():
-                old = Path(tempfile.mkdtemp(dir=root, prefix=f".{package}.", suffix=".old"))
-                dest.replace(old / package)
-            staging.replace(dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+                dest.replace(staging / "old")
+            new.replace(dest)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return artifacts
 
 
@@ -191,9 +261,10 @@ def _tree_files(top: Path, prefix: str) -> list[str]:
 def refresh_metadata(output: Path, *, timeout: float | None = None) -> list[Path]:
     """Run ``createrepo_c`` on ``rpms/`` and ``srpms/`` (``--update`` once metadata exists).
 
-    Returns the repositories refreshed (those that exist).  A failure raises
+    Returns the repositories refreshed (those that exist).  The journal
+    (``.superbuild-pending``) is removed once every one succeeded.  A failure raises
     :class:`superbuild.proc.ProcessError` naming the directory and createrepo_c's last
-    error line.
+    error line (the journal stays: the next run refreshes again).
     """
     done = []
     with locked(output):
@@ -207,4 +278,30 @@ def refresh_metadata(output: Path, *, timeout: float | None = None) -> list[Path
             cmd.append(os.fspath(repo))
             proc.run(cmd, timeout=timeout, what=f"createrepo_c on {repo}")
             done.append(repo)
+        (output / PENDING_FILE).unlink(missing_ok=True)
+        _tidy_staging(output)
     return done
+
+
+def _tidy_staging(output: Path) -> None:
+    """Remove the empty staging folders (this process's, dead ones') and their root."""
+    remove_dead_staging(output)
+    root = output / STAGING_DIR
+    with contextlib.suppress(OSError):
+        for entry in root.iterdir():
+            with contextlib.suppress(OSError):
+                entry.rmdir()  # only when empty: a collect in flight keeps its folder
+        root.rmdir()
+
+
+def recover(output: Path) -> bool:
+    """What the next command that opens the output does first: remove the staging folders
+    of dead processes and, when a refresh is journaled, run it.  True if it refreshed."""
+    if not output.is_dir():
+        return False
+    with locked(output):
+        if not pending(output):
+            _tidy_staging(output)
+            return False
+        refresh_metadata(output)
+    return True

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from superbuild import planning
+from superbuild import layout, planning
 from superbuild.build import BuildOptions, BuildResult, execute, new_run_id, prepare
 from superbuild.cleanup import remove_stale_scratch
 from superbuild.commands import add_range, add_selection, plural, superproject
@@ -161,8 +161,19 @@ def run(args: argparse.Namespace) -> int:
         found = planning.plan(repo, request, state)
         print_notes(found.notes)
         if isinstance(found, NoPlan):
+            flags = flags_from(args)
+            _recover_output(layout.output_dir(repo, flags.output), err)
             return 0
         return _build(repo, args, found, state=state, run_id=run_id, err=err)
+
+
+def _recover_output(output: Path, err: Console) -> None:
+    """Finish what a killed run left in the output: a journaled refresh, dead staging."""
+    from superbuild import outrepo
+
+    if outrepo.pending(output):
+        err.print(f"completing the metadata refresh a killed run left pending in {output}")
+    outrepo.recover(output)
 
 
 def _build(
@@ -195,6 +206,7 @@ def _build(
     preflight.check(
         repo, run_.contexts, output=run_.output, reports=reports, remote=options.executor != "local"
     )
+    _recover_output(run_.output, err)
     recorder = None
     if not plan.packages:
         err.print("nothing to build")

@@ -1,0 +1,282 @@
+"""Crash consistency of the output repository: real builds SIGKILLed at random and at
+chosen moments (during ``createrepo_c``, during the copy into the output), then the
+follow-up builds a user runs (``--retry-failed``, ``--since-last-success``, a plain
+``build``), and the repository checked the way a client reads it.
+
+The default run does a few trials; ``-m slow`` runs the long loop
+(``SUPERBUILD_CRASH_TRIALS``, default 30 random trials plus the chosen moments).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import superbuild
+from superbuild.testing.sample import make_sample_superproject
+from tests.helpers import command_product
+
+MARK = "SUPERBUILD_CRASH_MARK"
+NS = {"r": "http://linux.duke.edu/metadata/repo", "c": "http://linux.duke.edu/metadata/common"}
+RPM_PRODUCT = {"base": [], "lib": ["base"], "app": ["lib"], "tool": []}
+COMMAND_PRODUCT = {f"p{i:02}": ([] if i < 3 else [f"p{i - 3:02}"]) for i in range(8)}
+
+
+def repo_problems(output: Path) -> list[str]:
+    """What a client would find wrong: listed files missing or with another sha256,
+    files not listed, temporary or staging files inside a published folder."""
+    problems: list[str] = []
+    for sub in ("rpms", "srpms"):
+        repo = output / sub
+        if not repo.is_dir():
+            continue
+        on_disk = {p.relative_to(repo).as_posix() for p in repo.rglob("*.rpm")}
+        repomd = repo / "repodata" / "repomd.xml"
+        if not repomd.is_file():
+            problems.append(f"{sub}: no repodata/repomd.xml but {len(on_disk)} rpm files")
+            continue
+        root = ET.parse(repomd).getroot()
+        href = next(
+            d.find("r:location", NS).attrib["href"]  # type: ignore[union-attr]
+            for d in root.findall("r:data", NS)
+            if d.get("type") == "primary"
+        )
+        primary = ET.fromstring(gzip.decompress((repo / href).read_bytes()))
+        listed = set()
+        for pkg in primary.findall("c:package", NS):
+            loc = pkg.find("c:location", NS)
+            csum = pkg.find("c:checksum", NS)
+            assert loc is not None and csum is not None
+            rel = loc.attrib["href"]
+            listed.add(rel)
+            path = repo / rel
+            if not path.is_file():
+                problems.append(f"{sub}/{rel}: listed but missing")
+            elif csum.get("type") == "sha256" and (
+                hashlib.sha256(path.read_bytes()).hexdigest() != csum.text
+            ):
+                problems.append(f"{sub}/{rel}: sha256 differs from the metadata")
+        problems += [f"{sub}/{rel}: not listed in the metadata" for rel in on_disk - listed]
+    for sub in ("rpms", "srpms", "files"):
+        top = output / sub
+        if not top.is_dir():
+            continue
+        for path in top.rglob("*"):
+            part_of = path.relative_to(top)
+            if part_of.parts[0] in ("repodata", ".repodata") and sub != "files":
+                continue  # the metadata, and createrepo_c's own temporary folder
+            if any(
+                part.startswith(".") or part.endswith((".tmp", ".old")) for part in part_of.parts
+            ):
+                problems.append(f"{sub}/{part_of}: debris inside a published folder")
+    return problems
+
+
+def survivors(mark: str) -> list[int]:
+    """Processes (not zombies) whose environment carries the run's marker."""
+    found = []
+    needle = f"{MARK}={mark}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            if "zombie" in (entry / "status").read_text().lower():
+                continue
+        except OSError:
+            continue
+        found.append(int(entry.name))
+    return found
+
+
+def wait_for_no_survivors(mark: str, limit: float = 30.0) -> list[int]:
+    deadline = time.monotonic() + limit
+    while (left := survivors(mark)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def child_env(mark: str) -> dict[str, str]:
+    """The build's environment: marked, and importing this checkout's superbuild."""
+    top = str(Path(superbuild.__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (top, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, MARK: mark, "PYTHONPATH": path}
+
+
+def start_build(sp: Path, mark: str, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "superbuild", "build", *args],
+        cwd=sp,
+        env=child_env(mark),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def build(sp: Path, mark: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "superbuild", "build", *args],
+        cwd=sp,
+        env=child_env(mark),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        start_new_session=True,
+    )
+
+
+def kill(child: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    assert child.stderr is not None
+    child.stderr.close()
+
+
+def wait_until(child: subprocess.Popen[bytes], seen: Callable[[], bool]) -> bool:
+    """Poll until ``seen()`` or the build ends; whether it was seen in time."""
+    while child.poll() is None:
+        if seen():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def createrepo_running(mark: str) -> Callable[[], bool]:
+    def seen() -> bool:
+        for pid in survivors(mark):
+            try:
+                if b"createrepo_c" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return True
+            except OSError:
+                pass
+        return False
+
+    return seen
+
+
+def copy_running(output: Path) -> Callable[[], bool]:
+    staging = output / ".superbuild-staging"
+    return staging.is_dir
+
+
+class Trials:
+    """A pristine superproject copied per trial; counts what the checks found."""
+
+    def __init__(self, tmp_path: Path, pristine: Path) -> None:
+        self.tmp_path = tmp_path
+        self.pristine = pristine
+        self.count = 0
+        self.after_kill: list[str] = []  # seen right after a kill (the journal covers it)
+        self.failures: list[str] = []  # seen after the follow-up builds
+
+    def fresh(self) -> Path:
+        self.count += 1
+        sp = self.tmp_path / f"trial{self.count}"
+        shutil.copytree(self.pristine, sp, symlinks=True)
+        return sp
+
+    def duration(self) -> float:
+        sp = self.fresh()
+        started = time.monotonic()
+        done = build(sp, uuid.uuid4().hex, "--all", "-j", "2")
+        assert done.returncode == 0, done.stderr
+        self.failures += [f"clean build: {p}" for p in repo_problems(sp / ".superbuild/output")]
+        return time.monotonic() - started
+
+    def trial(self, what: str, when: Callable[[subprocess.Popen[bytes], Path], object]) -> None:
+        sp = self.fresh()
+        mark = uuid.uuid4().hex
+        output = sp / ".superbuild" / "output"
+        child = start_build(sp, mark, "--all", "-j", "2")
+        when(child, output)
+        kill(child)
+        self.after_kill += [f"{what}: {p}" for p in repo_problems(output)]
+        for args in (("--retry-failed",), ("--since-last-success",), ()):
+            done = build(sp, mark, *args)
+            assert done.returncode in (0, 1), done.stderr  # 1: a package failed, not a crash
+            assert "Traceback" not in done.stderr, done.stderr
+            self.failures += [
+                f"{what}, then build {' '.join(args)}: {p}" for p in repo_problems(output)
+            ]
+        left = wait_for_no_survivors(mark)
+        self.failures += [f"{what}: process {pid} survived" for pid in left]
+        tmp_scratch = list((sp / ".superbuild" / "work").glob("*"))
+        self.failures += [f"{what}: scratch {p} left" for p in tmp_scratch]
+        shutil.rmtree(sp, ignore_errors=True)
+
+    def report(self) -> str:
+        return (
+            f"{self.count} builds, {len(self.after_kill)} inconsistencies right after a kill, "
+            f"{len(self.failures)} after the follow-up builds"
+        )
+
+
+def _sleep(delay: float, child: subprocess.Popen[bytes], output: Path) -> None:
+    time.sleep(delay)
+
+
+def _run_trials(trials: Trials, random_trials: int, chosen: bool, seed: int) -> None:
+    duration = trials.duration()
+    rng = random.Random(seed)
+    for i in range(random_trials):
+        delay = rng.uniform(0, duration)
+        trials.trial(f"random kill {i} at {delay:.2f}s", functools.partial(_sleep, delay))
+    if chosen:
+        trials.trial(
+            "kill during the copy into the output",
+            lambda c, o: wait_until(c, copy_running(o)) and None,
+        )
+        trials.trial(
+            "kill during createrepo_c",
+            lambda c, o: wait_until(c, createrepo_running_of(c)) and None,
+        )
+    print(trials.report())
+    assert not trials.failures, "\n".join(trials.failures)
+
+
+def createrepo_running_of(child: subprocess.Popen[bytes]) -> Callable[[], bool]:
+    mark = Path(f"/proc/{child.pid}/environ").read_bytes().split(b"\0")
+    value = next(e for e in mark if e.startswith(MARK.encode())).split(b"=", 1)[1].decode()
+    return createrepo_running(value)
+
+
+@pytest.fixture
+def rpm_sample(tmp_path: Path) -> Path:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for name, requires in RPM_PRODUCT.items():
+        req = f"requires: [{', '.join(requires)}]\n" if requires else ""
+        (folder / f"{name}.yaml").write_text(f"path: repos/{name}\n{req}")
+    return make_sample_superproject(tmp_path / "sp", folder, settings=None).path
+
+
+def test_command_builds_killed_at_random_leave_no_debris(tmp_path: Path) -> None:
+    trials = Trials(tmp_path, command_product(tmp_path, COMMAND_PRODUCT))
+    _run_trials(trials, 3, chosen=False, seed=11)
+
+
+@pytest.mark.slow
+def test_many_kills(tmp_path: Path) -> None:
+    count = int(os.environ.get("SUPERBUILD_CRASH_TRIALS", "30"))
+    trials = Trials(tmp_path, command_product(tmp_path, COMMAND_PRODUCT))
+    _run_trials(trials, count, chosen=False, seed=2026)
