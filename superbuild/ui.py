@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.segment import Segments
 from rich.table import Table
@@ -175,6 +176,22 @@ def show_graph(product: Product) -> None:
             row = [str(i), name, pkg.path, ", ".join(graph.requires[name]) or "-"]
             table.add_row(*row, *([pkg.description or "-"] if described else []))
     print_table(out, table)
+
+
+def show_previews(previews: dict[str, dict[str, str]]) -> None:
+    """``plan --verbose``: per package what its build would make."""
+    out = console()
+    for name, facts in previews.items():
+        if "problem" in facts:
+            out.print(f"  [red]{escape(name)}[/]: {escape(facts['problem'])}")
+        elif "nevr" in facts:
+            top = facts.get("top_folder") or "(none: %setup -c)"
+            out.print(
+                f"  {escape(name)}: {escape(facts['nevr'])}  archive {escape(facts['archive'])}"
+                f" ({escape(facts['archive_from'])}), top folder {escape(top)}"
+            )
+        else:
+            out.print(f"  {escape(name)}: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
 
 
 def show_plan(plan: Plan) -> None:
