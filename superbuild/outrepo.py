@@ -136,12 +136,8 @@ def _alive(name: str) -> bool:
         pid = int(pid_text)
     except ValueError:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not proc.pid_alive(pid):
         return False
-    except PermissionError:
-        pass
     now = _start_time(pid)
     return not now or start in (now, "x")
 

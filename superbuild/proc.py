@@ -205,6 +205,19 @@ STEP_MARKER = "_SUPERBUILD_STEP"  # not SUPERBUILD_*: those are the documented s
 _step_counter = iter(range(1, 2**62))
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def marked_pids(name: str, value: str) -> list[int]:
     """The processes whose environment carries ``name=value`` (Linux ``/proc``; else none)."""
     needle = f"{name}={value}".encode()
