@@ -9,7 +9,6 @@ wrapping, one record per line.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from rich.segment import Segments
 from rich.table import Table
 
 from superbuild.git import short_oid as _short
+from superbuild.text import safe_text
 
 if TYPE_CHECKING:
     from superbuild.changes import ChangeSet
@@ -37,16 +37,6 @@ _STATUS_STYLE = {
 
 #: Wide enough that rich never wraps plain output; lines are stripped of padding.
 _UNBOUNDED = 100_000
-
-
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def safe_text(text: str) -> str:
-    """``text`` with control characters (ESC, CR, other C0/C1, DEL) shown as ``\\xNN``
-    escapes: a name or path from a commit cannot move the cursor or recolour the terminal.
-    Newlines and tabs are kept."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class PlainConsole(Console):
