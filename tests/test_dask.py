@@ -670,3 +670,72 @@ def test_cli_dask_build_records_the_same_state_as_local(cluster: Any, tmp_path: 
     db.close()
     assert rows[local["run"]] == rows[remote["run"]]
     assert len(rows[local["run"]]) == len(PRODUCT)
+
+
+# --------------------------------------------------------------------------- cluster checks
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_a_scheduler_without_workers_is_a_one_line_error(tmp_path: Path) -> None:
+    """A real `dask scheduler` process with no worker: exit-2 error, not a silent hang."""
+    from superbuild.errors import UsageError
+
+    port = _free_port()
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", str(port), "--dashboard-address", "127.0.0.1:0"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    address = f"tcp://127.0.0.1:{port}"
+    try:
+        with pytest.raises(UsageError) as info:
+            make_executor("dask", parallel=1, address=address, connect_timeout=20, worker_wait=1)
+        message = str(info.value)
+        assert f"the Dask scheduler at {address} has no workers" in message
+        assert f"dask worker {address}" in message
+    finally:
+        os.killpg(scheduler.pid, signal.SIGKILL)
+        scheduler.wait()
+
+
+@pytest.mark.parametrize(
+    ("preload", "problem"),
+    [
+        ("import sys\nsys.modules['superbuild'] = None\n", "cannot import superbuild"),
+        ("import superbuild\nsuperbuild.__version__ = '0.0-other'\n", "superbuild 0.0-other"),
+    ],
+    ids=["no-superbuild", "other-version"],
+)
+def test_workers_that_cannot_run_superbuild_are_named(
+    tmp_path: Path, preload: str, problem: str
+) -> None:
+    """Workers (real processes) whose Python lacks this superbuild: one line naming them."""
+    from superbuild.errors import UsageError
+
+    assert distributed is not None
+    script = tmp_path / "worker_preload.py"
+    script.write_text(preload)
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.CRITICAL,
+        preload=[os.fspath(script)],
+    ) as local:
+        with pytest.raises(UsageError) as info:
+            make_executor("dask", parallel=1, address=local.scheduler_address, worker_wait=20)
+        message = str(info.value)
+        assert "Dask workers that cannot run this build" in message
+        assert problem in message
+        assert next(iter(local.workers.values())).worker_address in message

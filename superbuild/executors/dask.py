@@ -115,6 +115,7 @@ class DaskExecutor(QueueExecutor):
         coordinator_threads: int = DEFAULT_COORDINATOR_THREADS,
         security: Any = None,
         connect_timeout: float = 30.0,
+        worker_wait: float = 30.0,
         dashboard_address: str = "127.0.0.1:0",
         silence_logs: int = logging.CRITICAL,
         session: Session | None = None,
@@ -184,6 +185,8 @@ class DaskExecutor(QueueExecutor):
                     address, security=security, timeout=connect_timeout, set_as_default=False
                 )
             _shorten_batching(self.client)
+            if address is not None:
+                self._check_cluster(address, worker_wait)
         except BaseException as exc:
             self._shutdown_cluster()
             self._pool.shutdown(wait=False)
@@ -192,6 +195,56 @@ class DaskExecutor(QueueExecutor):
                 where = address or "an embedded LocalCluster"
                 raise UsageError(f"cannot connect to the Dask scheduler at {where}: {exc}") from exc
             raise
+
+    def _check_cluster(self, address: str, wait: float) -> None:
+        """Before anything is submitted: the cluster has workers, and each of them can
+        import this superbuild on this Python's major.minor (one line, exit 2, if not)."""
+        import sys
+
+        from superbuild import __version__
+
+        try:
+            self.client.wait_for_workers(1, timeout=wait)
+        except (TimeoutError, OSError) as exc:
+            raise UsageError(
+                f"the Dask scheduler at {address} has no workers (waited {wait:g}s): start "
+                f"one with `dask worker {address} --preload superbuild.worker` on a build "
+                "host (docs/distributed.md)"
+            ) from exc
+
+        def probe() -> tuple[str, str]:  # nested: pickled by value, runs without superbuild
+            import sys as worker_sys
+
+            try:
+                import superbuild as worker_superbuild
+            except ImportError as exc:
+                return ("", f"cannot import superbuild ({exc})")
+            found = "{}.{}".format(*worker_sys.version_info[:2])
+            return (str(worker_superbuild.__version__), found)
+
+        asked = self._pool.submit(self.client.run, probe, on_error="return")
+        try:
+            answers = asked.result(timeout=wait)
+        except TimeoutError as exc:
+            raise UsageError(
+                f"the workers of the Dask scheduler at {address} do not answer (waited "
+                f"{wait:g}s): are they listening on an address this host reaches "
+                "(--listen-address with a real port, or --host)? (docs/distributed.md)"
+            ) from exc
+        python = "{}.{}".format(*sys.version_info[:2])
+        wrong = []
+        for name, answer in sorted(answers.items()):
+            if isinstance(answer, BaseException):
+                wrong.append(f"{name}: {type(answer).__name__}: {answer}")
+            elif not answer[0]:
+                wrong.append(f"{name}: {answer[1]}")
+            elif answer != (__version__, python):
+                wrong.append(f"{name}: superbuild {answer[0]} on Python {answer[1]}")
+        if wrong:
+            raise UsageError(
+                f"Dask workers that cannot run this build ({'; '.join(wrong)}): every worker "
+                f"needs superbuild {__version__} on Python {python}, as this host has"
+            )
 
     # ------------------------------------------------------------------ protocol
 
