@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from superbuild import git as g
-from superbuild import submodules
+from superbuild import proc, submodules
 from superbuild.errors import ToolMissingError, UsageError
 from superbuild.pipelines import registry
 from superbuild.pipelines.api import BuildContext
@@ -140,6 +140,10 @@ def check(
     :class:`ToolMissingError`; the rest :class:`UsageError` (both exit 2).
     """
     problems = []
+    try:
+        proc.log_cap()
+    except UsageError as exc:
+        problems.extend(exc.lines)
     why = _writable_dir(output)
     if why:
         problems.append(f"--output {output}: {why}")
