@@ -638,6 +638,8 @@ def build_all(
         manifest = [f"path: repos/{name}", "builder: rpmbuild"]
         if group == "rdo":
             manifest.append(f'version: "{RDO_VERSION}"')
+            if re.search(r"^Release:\s*XXX\s*$", original, re.M):
+                manifest.append('release: "1%{?dist}"')  # the placeholder, as DLRN sets it
             manifest.append(f"env: {{HOME: {json.dumps(str(home))}}}")
             # What DLRN defines, given the way a packager would: rpm_macros (the
             # env: HOME above only reaches the build commands, not the spec reading).

@@ -172,6 +172,43 @@ def prepare(
     return BuildRun(repo, plan, run_id, output, log_root, work_root, contexts, jobs)
 
 
+def preview(repo: Path, plan: Plan, *, builder: str | None = None) -> dict[str, dict[str, str]]:
+    """Per package of ``plan``, what its pipeline says a build would make (``plan
+    --verbose``: the NEVR, the archive and its top folder), or ``{"problem": ...}`` with
+    the one line the build would fail with first.  Nothing is built or written outside
+    a temporary folder."""
+    import tempfile
+
+    from superbuild.pipelines.api import PipelineFailed
+
+    product = plan.product
+    found: dict[str, dict[str, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="superbuild-preview-") as tmp:
+        scratch = Path(tmp)
+        for name in plan.packages:
+            pkg = product.packages[name]
+            try:
+                pipeline = registry.get(pkg.pipeline, name)
+                ctx = BuildContext(
+                    package=pkg,
+                    commit=plan.commits[name],
+                    source_repo=repo / pkg.path,
+                    output=scratch / "output",
+                    work_dir=scratch / "work" / name,
+                    log_dir=scratch / "logs" / name,
+                    options=pipeline.options(
+                        pkg, product.settings, builder=builder, output=scratch / "output"
+                    ),
+                    env=pkg.env,
+                )
+                found[name] = dict(pipeline.preview(ctx))
+            except PipelineFailed as exc:
+                found[name] = {"problem": str(exc).removesuffix(f", see {exc.log}")}
+            except SuperbuildError as exc:
+                found[name] = {"problem": str(exc)}
+    return found
+
+
 def _link_latest(run: BuildRun) -> None:
     latest = run.log_root.parent / "latest"
     tmp = latest.with_name(f".latest-{run.run_id}")

@@ -100,7 +100,9 @@ def error_handler() -> Iterator[list[int]]:
         yield code
     except SuperbuildError as exc:
         for line in exc.lines:
-            print(f"{PROG}: error: {line}", file=sys.stderr)
+            from superbuild.text import safe_text
+
+            print(f"{PROG}: error: {safe_text(line)}", file=sys.stderr)
         code[0] = exc.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -446,8 +446,6 @@ PROTECTED_ENV = frozenset(
         "CDPATH",
         "NODE_OPTIONS",
         "GNUPGHOME",
-        "TMPDIR",
-        "HOME",
     ]
 )
 PROTECTED_ENV_PREFIXES = ("LD_", "DYLD_", "PYTHON", "PERL5", "RUBY", "GIT_", "RPM_")

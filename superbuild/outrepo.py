@@ -54,15 +54,36 @@ class OutputRepoError(SuperbuildError):
 
 @contextlib.contextmanager
 def locked(output: Path) -> Iterator[None]:
-    """Hold the output repository's lock (threads of this process, then other processes)."""
+    """Hold the output repository's lock (threads of this process, then other processes).
+
+    Re-entrant in the thread that holds it (recovery refreshes the metadata under the
+    lock it took): a second ``flock`` on a new descriptor of the same file would wait
+    for the first one forever.
+    """
     with _thread_lock:
+        key = os.fspath(output.absolute())
+        if key in _held:
+            _held[key] += 1
+            try:
+                yield
+            finally:
+                _held[key] -= 1
+            return
         output.mkdir(parents=True, exist_ok=True)
         fd = os.open(output / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            _held[key] = 1
+            try:
+                yield
+            finally:
+                del _held[key]
         finally:
             os.close(fd)  # closing releases the flock
+
+
+#: Output folders whose lock this process holds (under ``_thread_lock``) -> depth.
+_held: dict[str, int] = {}
 
 
 def rpm_arch(path: Path) -> str:
@@ -115,12 +136,8 @@ def _alive(name: str) -> bool:
         pid = int(pid_text)
     except ValueError:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not proc.pid_alive(pid):
         return False
-    except PermissionError:
-        pass
     now = _start_time(pid)
     return not now or start in (now, "x")
 

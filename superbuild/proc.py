@@ -208,6 +208,19 @@ STEP_MARKER = "_SUPERBUILD_STEP"  # not SUPERBUILD_*: those are the documented s
 _step_counter = iter(range(1, 2**62))
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def marked_pids(name: str, value: str) -> list[int]:
     """The processes whose environment carries ``name=value`` (Linux ``/proc``; else none)."""
     needle = f"{name}={value}".encode()
@@ -216,14 +229,33 @@ def marked_pids(name: str, value: str) -> list[int]:
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
-            try:
-                with Path(f"/proc/{entry.name}/environ").open("rb") as fh:
-                    environ = fh.read()
-            except OSError:
-                continue
-            if needle in environ.split(b"\0"):
+            environ = _environ(entry.name)
+            if environ is not None and needle in environ.split(b"\0"):
                 pids.append(int(entry.name))
     return [pid for pid in pids if pid != os.getpid()]
+
+
+def _environ(pid: str) -> bytes | None:
+    """``/proc/<pid>/environ``; re-read for a moment while a process is in ``execve``
+    (its environment reads empty then), never for kernel threads or zombies."""
+    for attempt in range(6):
+        try:
+            with Path(f"/proc/{pid}/environ").open("rb") as fh:
+                environ = fh.read()
+        except OSError:
+            return None
+        if environ:
+            return environ
+        if attempt == 0:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_bytes()
+            except OSError:
+                return None
+            fields = stat.rsplit(b")", 1)[-1].split()
+            if fields[0] in (b"Z", b"X") or int(fields[1]) in (0, 2):
+                return None  # a zombie, or a kernel thread (kthreadd's child)
+        time.sleep(0.002)
+    return None
 
 
 def kill_marked(name: str, value: str, grace: float = 0.5) -> int:

@@ -9,17 +9,18 @@ wrapping, one record per line.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.segment import Segments
 from rich.table import Table
 
 from superbuild.git import short_oid as _short
+from superbuild.text import safe_text
 
 if TYPE_CHECKING:
     from superbuild.changes import ChangeSet
@@ -36,16 +37,6 @@ _STATUS_STYLE = {
 
 #: Wide enough that rich never wraps plain output; lines are stripped of padding.
 _UNBOUNDED = 100_000
-
-
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def safe_text(text: str) -> str:
-    """``text`` with control characters (ESC, CR, other C0/C1, DEL) shown as ``\\xNN``
-    escapes: a name or path from a commit cannot move the cursor or recolour the terminal.
-    Newlines and tabs are kept."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class PlainConsole(Console):
@@ -175,6 +166,22 @@ def show_graph(product: Product) -> None:
             row = [str(i), name, pkg.path, ", ".join(graph.requires[name]) or "-"]
             table.add_row(*row, *([pkg.description or "-"] if described else []))
     print_table(out, table)
+
+
+def show_previews(previews: dict[str, dict[str, str]]) -> None:
+    """``plan --verbose``: per package what its build would make."""
+    out = console()
+    for name, facts in previews.items():
+        if "problem" in facts:
+            out.print(f"  [red]{escape(name)}[/]: {escape(facts['problem'])}")
+        elif "nevr" in facts:
+            top = facts.get("top_folder") or "(none: %setup -c)"
+            out.print(
+                f"  {escape(name)}: {escape(facts['nevr'])}  archive {escape(facts['archive'])}"
+                f" ({escape(facts['archive_from'])}), top folder {escape(top)}"
+            )
+        else:
+            out.print(f"  {escape(name)}: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
 
 
 def show_plan(plan: Plan) -> None:

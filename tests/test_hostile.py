@@ -164,6 +164,18 @@ def test_control_characters_in_a_path_are_escaped(
         assert "\x1b" not in out + err and "\r" not in out + err, (argv, out, err)
 
 
+def test_control_characters_in_an_error_line_are_escaped(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A manifest path with ESC[2J (clear screen) is named in the error, escaped."""
+    repo.manifest("a", 'path: "repos/a\\e[2J"\n')
+    repo.commit("hostile manifest")
+    code, _, err = cli(capsys, "-C", str(repo.path), "plan", "--all")
+    assert code == 2, err
+    assert "\x1b" not in err
+    assert "repos/a\\x1b[2J" in err
+
+
 @pytest.mark.parametrize("name", ["PATH", "LD_PRELOAD", "PYTHONPATH", "GIT_DIR", "BASH_ENV"])
 def test_a_manifest_cannot_set_what_decides_which_programs_run(
     repo: Repo, capsys: pytest.CaptureFixture[str], name: str

@@ -177,3 +177,17 @@ def test_refresh_metadata_with_real_rpms(tmp_path: Path) -> None:
     assert errors == []
     assert _primary_names(out / "rpms") == ["one", "two"]
     assert _primary_names(out / "srpms") == ["one", "two"]
+
+
+def test_the_output_lock_is_reentrant_in_its_thread(tmp_path: Path) -> None:
+    """Recovery refreshes the metadata under the lock it holds: no self-deadlock."""
+    done = threading.Event()
+
+    def nested() -> None:
+        with outrepo.locked(tmp_path), outrepo.locked(tmp_path):
+            done.set()
+
+    worker = threading.Thread(target=nested, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert done.is_set(), "the second locked() waited for the first"

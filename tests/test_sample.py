@@ -207,3 +207,29 @@ def test_generator_refuses_a_non_empty_destination(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert b"not empty" in result.stderr
+
+
+@pytest.mark.rpm
+def test_plan_verbose_previews_what_each_build_would_make(
+    pristine: SampleSuperproject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan --verbose reads each spec as the build would: NEVR (with provenance), the
+    archive's name and top folder; nothing is built or written in the superproject."""
+    from tests.helpers import cli, cli_json
+
+    before = sorted(p.name for p in (pristine.path / ".superbuild").glob("*"))
+    data = cli_json(capsys, "-C", str(pristine.path), "plan", "--all", "-v", "--format", "json")
+    previews = {p["package"]: p["preview"] for p in data["packages"]}
+    assert previews, data
+    for name, preview in previews.items():
+        assert "problem" not in preview, (name, preview)
+        commit = next(p["commit"] for p in data["packages"] if p["package"] == name)
+        assert f".g{commit[:7]}" in preview["nevr"], preview
+        assert preview["archive"].endswith(".tar.gz")
+        assert preview["archive_from"] == "git archive"
+        assert preview["top_folder"] == preview["nevr"].rsplit("-", 1)[0]
+    code, out, _ = cli(capsys, "-C", str(pristine.path), "plan", "--all", "--verbose")
+    assert code == 0
+    first = next(iter(previews))
+    assert f"{first}: {previews[first]['nevr']}  archive {previews[first]['archive']}" in out
+    assert sorted(p.name for p in (pristine.path / ".superbuild").glob("*")) == before

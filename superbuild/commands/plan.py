@@ -24,10 +24,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="text",
         help="text (people) or json (see docs/formats.md)",
     )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also read each package's sources: the NEVR it would build, the archive "
+        "and its top folder (or the problem the build would stop at)",
+    )
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    return {
+def plan_json(plan: Plan, previews: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "head": plan.product.commit,
         "base": plan.changeset.base if plan.changeset else None,
         "selection": plan.origin,
@@ -43,6 +50,10 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         ],
         "skipped": plan.skipped,
     }
+    if previews is not None:
+        for entry in data["packages"]:
+            entry["preview"] = previews.get(entry["package"], {})
+    return data
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,10 +61,17 @@ def run(args: argparse.Namespace) -> int:
     print_notes(found.notes)
     if isinstance(found, NoPlan):
         return 0
+    previews = None
+    if args.verbose:
+        from superbuild.build import preview
+
+        previews = preview(superproject(args), found)
     if args.format == "json":
-        print_json(plan_json(found))
+        print_json(plan_json(found, previews))
     else:
-        from superbuild.ui import show_plan
+        from superbuild.ui import show_plan, show_previews
 
         show_plan(found)
+        if previews is not None:
+            show_previews(previews)
     return 0

@@ -206,6 +206,12 @@ class Pipeline(abc.ABC):
         """Programs the build stages run (wherever they run)."""
         return ()
 
+    def preview(self, ctx: BuildContext) -> Mapping[str, str]:
+        """What a build would make, without building (``plan --verbose``): short facts
+        such as the NEVR and the archive; raises :class:`PipelineFailed` as
+        :meth:`prepare` would.  ``ctx.work_dir`` and ``ctx.log_dir`` are scratch."""
+        return {}
+
     def published(self, ctx: BuildContext) -> None:  # noqa: B027 - a no-op by default
         """Coordinator side, after the artifacts are in the output repository."""
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from superbuild import layout
+from superbuild.proc import pid_alive
 from superbuild.state.db import RUN_RESULTS, connect, transaction
 
 #: Successful builds whose durations make a package's expected duration (their median).
@@ -51,19 +52,6 @@ def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this machine."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 class PlannedBuild(Protocol):

@@ -74,7 +74,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from superbuild import git as g
 from superbuild import outrepo
@@ -150,6 +150,36 @@ class RpmPipeline(Pipeline):
         """mock dependents read this run's repository (``--addrepo``): refresh its metadata."""
         if options_of(ctx.options).builder == "mock":
             outrepo.refresh_metadata(ctx.output)
+
+    def preview(self, ctx: BuildContext) -> Mapping[str, str]:
+        """The NEVR, the archive and its top folder the source stage would give."""
+        from superbuild import proc
+
+        def runner(cmd: Any, **kw: Any) -> Any:
+            return proc.run(cmd, **kw)
+
+        top = ctx.work_dir / "input"
+        (top / "SOURCES").mkdir(parents=True, exist_ok=True)
+        ctx.log_dir.mkdir(parents=True, exist_ok=True)
+        with Stage.of(ctx, "source", runner, {}) as st:
+            source = read_source(ctx, st, top, dry=True)
+            count = int(g.git(ctx.source_repo, "rev-list", "--count", source.commit).stdout)
+            macros = options_of(ctx.options).macros
+            try:
+                stamped = read_spec(
+                    with_provenance(source.spec_text, source.commit, count, macros, ctx.rebuild),
+                    macros,
+                )
+            except SpecError as exc:
+                st.fail(f"cannot give {source.spec_name} its provenance: {exc}")
+        epoch = f"{stamped.epoch}:" if stamped.epoch else ""
+        return {
+            "spec": source.spec_name,
+            "nevr": f"{stamped.name}-{epoch}{stamped.version}-{stamped.release}",
+            "archive": source.tarball.name,
+            "top_folder": source.archive_top or "",
+            "archive_from": source.archive_from,
+        }
 
     def prepare(self, ctx: BuildContext, runner: Runner, durations: dict[str, float]) -> JobInputs:
         """The source stage (coordinator): spec, tarball and other sources from git."""

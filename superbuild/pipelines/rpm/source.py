@@ -42,9 +42,14 @@ class Source:
     spec_text: str  # after the version override
     facts: SpecFacts
     tarball: Path
+    archive_top: str | None  # None: files at the archive's root (%setup -c)
+    #: "committed", "archive command", "upstream TAG_OR_GLOB + patches" or "git archive".
+    archive_from: str
 
 
-def read_source(ctx: BuildContext, st: Stage, top: Path) -> Source:
+def read_source(ctx: BuildContext, st: Stage, top: Path, *, dry: bool = False) -> Source:
+    """The source stage.  ``dry``: read and check the spec and say which archive it
+    would make (``plan --verbose``), writing no source file and running no command."""
     pkg = ctx.package
     repo = ctx.source_repo
     check_source_repo(ctx)
@@ -138,16 +143,26 @@ def read_source(ctx: BuildContext, st: Stage, top: Path) -> Source:
     extra = [
         s.file_name for s in facts.sources if s.file_name in blobs and s.file_name != entry.path
     ]
+    tarball = top / "SOURCES" / archive_name
+    archive_top = None if facts.creates_dir else facts.archive_dir
+    if pkg.archive_prefix is not None:
+        archive_top = pkg.archive_prefix or None
+    if archive_name in blobs:
+        archive_from = "committed"
+    elif pkg.archive_command:
+        archive_from = "archive command"
+    elif pkg.archive_upstream:
+        archive_from = f"upstream {pkg.archive_upstream} + patches"
+    else:
+        archive_from = "git archive"
+    if dry:
+        return Source(commit, entry.path, text, facts, tarball, archive_top, archive_from)
     if extra:
         data = g.read_blobs(repo, [blobs[name] for name in extra])
         for name in extra:
             (top / "SOURCES" / name).write_bytes(data[blobs[name]])
             st.note(f"# source {name} from git")
 
-    tarball = top / "SOURCES" / archive_name
-    archive_top = None if facts.creates_dir else facts.archive_dir
-    if pkg.archive_prefix is not None:
-        archive_top = pkg.archive_prefix or None
     if archive_name in blobs:
         pass
     elif pkg.archive_command:
@@ -172,7 +187,7 @@ def read_source(ctx: BuildContext, st: Stage, top: Path) -> Source:
     else:
         make_archive(repo, commit, tarball, archive_top, st)
         st.note(f"# archive {archive_name}, top folder {archive_top or '(none: %setup -c)'}")
-    return Source(commit, entry.path, text, facts, tarball)
+    return Source(commit, entry.path, text, facts, tarball, archive_top, archive_from)
 
 
 def _described_version(ctx: BuildContext, st: Stage, commit: str) -> str:

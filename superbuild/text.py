@@ -1,0 +1,14 @@
+"""Text from a commit, made safe to print."""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe_text(text: str) -> str:
+    """``text`` with control characters (ESC, CR, other C0/C1, DEL) shown as ``\\xNN``
+    escapes: a name or path from a commit cannot move the cursor or recolour the terminal.
+    Newlines and tabs are kept."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
