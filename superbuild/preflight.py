@@ -139,7 +139,7 @@ def check(
     ``reports``: option -> path (``--report``, ``--junit``).  Missing tools raise
     :class:`ToolMissingError`; the rest :class:`UsageError` (both exit 2).
     """
-    problems = []
+    problems: list[str] = []
     try:
         proc.log_cap()
     except UsageError as exc:
