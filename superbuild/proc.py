@@ -17,6 +17,11 @@ Two ways to run a command:
   has its own session, so cancelling one never affects another, nor the commands
   superbuild runs after it (the final ``createrepo_c`` of a ``--fail-fast`` run).
 
+Output is bounded: a logged step whose log is a :class:`CappedLog` (every stage log,
+``SUPERBUILD_LOG_CAP``, see :func:`log_cap`) is read through a pipe and keeps its head and
+tail; :meth:`Session.run` with ``cap`` keeps at most that much of a user command's stdout
+and stderr each.  Module-level :func:`run` keeps everything (git's output must stay whole).
+
 Waiting is event-driven: a wait with a timeout (a stage timeout, a kill's grace period)
 sleeps on a pidfd of the child (Linux >= 5.3) and wakes the moment it exits, where
 :meth:`subprocess.Popen.wait` would poll with sleeps growing to 50 ms.  (Children are
