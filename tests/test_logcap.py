@@ -119,6 +119,23 @@ def test_a_capped_capture_still_holds_a_timeout_with_a_daemon_on_the_pipes() -> 
     assert len(done.stdout) <= 1000 + len(proc.cut_line(10**6, 1000))
 
 
+def test_a_capped_log_step_leaving_a_daemon_on_the_pipe_ends_with_its_main_process(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "stage.log"
+    with proc.CappedLog(path, 1000) as log:
+        done = proc.Session().run_logged(
+            ["sh", "-c", "setsid sleep 600 & yes | head -c 5000; echo the end"], log=log
+        )
+    assert done.ok
+    data = path.read_bytes()
+    assert data.endswith(b"y\nthe end\n# stopped 1 process(es) the step left running\n")
+    assert (
+        _cut_count(data)
+        == 5000 + 8 + len(b"# stopped 1 process(es) the step left running\n") - 1000
+    )
+
+
 # --------------------------------------------------------------------------- a build
 
 
