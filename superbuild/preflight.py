@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from superbuild import git as g
-from superbuild import submodules
+from superbuild import proc, submodules
 from superbuild.errors import ToolMissingError, UsageError
 from superbuild.pipelines import registry
 from superbuild.pipelines.api import BuildContext
@@ -139,7 +139,11 @@ def check(
     ``reports``: option -> path (``--report``, ``--junit``).  Missing tools raise
     :class:`ToolMissingError`; the rest :class:`UsageError` (both exit 2).
     """
-    problems = []
+    problems: list[str] = []
+    try:
+        proc.log_cap()
+    except UsageError as exc:
+        problems.extend(exc.lines)
     why = _writable_dir(output)
     if why:
         problems.append(f"--output {output}: {why}")

@@ -17,6 +17,11 @@ Two ways to run a command:
   has its own session, so cancelling one never affects another, nor the commands
   superbuild runs after it (the final ``createrepo_c`` of a ``--fail-fast`` run).
 
+Output is bounded: a logged step whose log is a :class:`CappedLog` (every stage log,
+``SUPERBUILD_LOG_CAP``, see :func:`log_cap`) is read through a pipe and keeps its head and
+tail; :meth:`Session.run` with ``cap`` keeps at most that much of a user command's stdout
+and stderr each.  Module-level :func:`run` keeps everything (git's output must stay whole).
+
 Waiting is event-driven: a wait with a timeout (a stage timeout, a kill's grace period)
 sleeps on a pidfd of the child (Linux >= 5.3) and wakes the moment it exits, where
 :meth:`subprocess.Popen.wait` would poll with sleeps growing to 50 ms.  (Children are
@@ -27,18 +32,21 @@ started by ``subprocess`` with ``vfork``, which ``start_new_session`` does not p
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
+import re
 import select
 import signal
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from superbuild.errors import Interrupted, SuperbuildError, ToolMissingError
+from superbuild.errors import Interrupted, SuperbuildError, ToolMissingError, UsageError
 
 #: How to install the programs superbuild runs, for the "missing tool" error.
 INSTALL_HINTS = {
@@ -285,6 +293,257 @@ def kill_marked(name: str, value: str, grace: float = 0.5) -> int:
     return len(seen)
 
 
+#: The variable that sets the log cap (bytes; K, M, G suffixes; 0: no cap).
+LOG_CAP_ENV = "SUPERBUILD_LOG_CAP"
+#: The log cap when :data:`LOG_CAP_ENV` is not set: 64 MiB.
+DEFAULT_LOG_CAP = 64 * 1024 * 1024
+
+_SIZE = re.compile(r"(\d+)\s*([KMG]?)(?:I?B)?", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+#: The most read from a pipe at once.
+_CHUNK = 1 << 16
+
+
+def log_cap(environ: Mapping[str, str] | None = None) -> int:
+    """The log cap in bytes from :data:`LOG_CAP_ENV` (0: no cap); a bad value is a
+    :class:`~superbuild.errors.UsageError` naming the variable."""
+    value = (os.environ if environ is None else environ).get(LOG_CAP_ENV, "").strip()
+    if not value:
+        return DEFAULT_LOG_CAP
+    match = _SIZE.fullmatch(value)
+    if match is None:
+        raise UsageError(
+            f"{LOG_CAP_ENV}={value!r} is not a size: give a number of bytes, "
+            "optionally with a K, M or G suffix (0 for no cap)"
+        )
+    return int(match[1]) * _UNITS[match[2].upper()]
+
+
+def cut_line(cut: int, cap: int) -> bytes:
+    """The line that stands for the ``cut`` bytes a log or a capture left out."""
+    return f"[... superbuild: {cut} bytes cut (log cap {cap} bytes, {LOG_CAP_ENV}) ...]\n".encode()
+
+
+class _Tail:
+    """The last ``size`` bytes of a stream, in a ring of chunks (never much more in memory)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._chunks: deque[bytes] = deque()
+        self._held = 0
+
+    def add(self, data: bytes) -> None:
+        if self.size <= 0:
+            return
+        if len(data) >= self.size:
+            self._chunks.clear()
+            self._held = 0
+            data = data[-self.size :]
+        self._chunks.append(data)
+        self._held += len(data)
+        while self._held - len(self._chunks[0]) >= self.size:
+            self._held -= len(self._chunks.popleft())
+
+    def value(self) -> bytes:
+        data = b"".join(self._chunks)
+        return data[-self.size :] if len(data) > self.size else data
+
+
+def _joined(head: bytes, cut: int, cap: int, tail: bytes) -> bytes:
+    """``head``, then the cut line (on a line of its own), then ``tail``."""
+    gap = b"" if not head or head.endswith(b"\n") else b"\n"
+    return head + gap + cut_line(cut, cap) + tail
+
+
+class _Capped:
+    """Captured output kept to ``cap`` bytes: the first half and the last half of it,
+    with :func:`cut_line` between them when something was left out."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._head = bytearray()
+        self._head_size = cap // 2
+        self._tail = _Tail(cap - self._head_size)
+        self.total = 0
+
+    def add(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self._head_size - len(self._head)
+        if room > 0:
+            self._head += data[:room]
+            data = data[room:]
+        if data:
+            self._tail.add(data)
+
+    def value(self) -> bytes:
+        tail = self._tail.value()
+        cut = self.total - len(self._head) - len(tail)
+        if cut <= 0:
+            return bytes(self._head) + tail
+        return _joined(bytes(self._head), cut, self.cap, tail)
+
+
+class CappedLog(io.FileIO):
+    """A log file that keeps at most ``cap`` bytes of what is written to it (0: all).
+
+    Writes go to the file as they come until the cap is reached.  Beyond it the file
+    keeps the head (the first half of the cap) and the last half of the cap is held in a
+    bounded ring: :meth:`close` writes :func:`cut_line` and that tail.  A step that logs
+    through it is never stopped for writing a lot (:meth:`Session.run_logged` reads its
+    output through a pipe and writes it here).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], cap: int) -> None:
+        super().__init__(path, "w+")
+        self.cap = cap
+        self.written = 0  # bytes given to write()
+        self._head = cap // 2
+        self._tail: _Tail | None = None  # once over the cap
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        data = bytes(data)
+        size = len(data)
+        if self._tail is not None:
+            self._tail.add(data)
+        elif self.cap <= 0 or self.written + size <= self.cap:
+            _write_all(self, data)
+        else:
+            # Over the cap now: the file keeps its head, the rest goes to the ring.
+            if self.written < self._head:
+                first = self._head - self.written
+                _write_all(self, data[:first])
+                self.written += first
+                data = data[first:]
+            self._tail = _Tail(self.cap - self._head)
+            past_head = self.written - self._head
+            if past_head > 0:
+                self._tail.add(os.pread(self.fileno(), past_head, self._head))
+            self._tail.add(data)
+            self.seek(self._head)
+            self.truncate()
+            self.written += len(data)
+            return size
+        self.written += size
+        return size
+
+    def close(self) -> None:
+        if not self.closed and self._tail is not None:
+            tail, self._tail = self._tail.value(), None
+            cut = self.written - self._head - len(tail)
+            last = os.pread(self.fileno(), 1, self._head - 1) if self._head else b""
+            _write_all(self, _joined(last, cut, self.cap, tail)[len(last) :])
+        super().close()
+
+
+def _write_all(raw: io.FileIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[io.FileIO.write(raw, view) or 0 :]
+
+
+def _pump(
+    child: subprocess.Popen[bytes],
+    sinks: Mapping[int, Callable[[bytes], object]],
+    deadline: float | None,
+) -> bool:
+    """Read the pipes ``sinks`` names (fd -> what takes the data) while ``child`` runs;
+    stop it at ``deadline``.  Returns whether it timed out.
+
+    As in :func:`_captured`, the pipes are read at most :data:`_DRAIN_S` after the child
+    exited: a descendant holding them open cannot hold the caller.
+    """
+    poller = select.poll()
+    open_fds = set(sinks)
+    for fd in open_fds:
+        poller.register(fd, select.POLLIN)
+    pidfd = getattr(child, "_pidfd", -1)
+    if pidfd >= 0:
+        poller.register(pidfd, select.POLLIN)
+    exited_at: float | None = None
+    timed_out = False
+    while True:
+        now = time.monotonic()
+        if exited_at is None and child.poll() is not None:
+            exited_at = now
+            if pidfd >= 0:
+                poller.unregister(pidfd)
+                pidfd = -1
+        wait: float | None
+        if exited_at is not None:
+            if not open_fds or now >= exited_at + _DRAIN_S:
+                return timed_out
+            wait = exited_at + _DRAIN_S - now
+        else:
+            wait = None if pidfd >= 0 else 0.05
+            if deadline is not None:
+                left = deadline - now
+                if left <= 0:
+                    timed_out = True
+                    _stop(child, grace=0.5)
+                    continue
+                wait = left if wait is None else min(wait, left)
+            if not open_fds:  # the output is closed, the child still runs
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(wait)
+                continue
+        ms = -1 if wait is None else math.ceil(min(wait * 1000, _MAX_POLL_MS))
+        for fd, _ in poller.poll(ms):
+            if fd not in open_fds:
+                continue
+            data = os.read(fd, _CHUNK)
+            if data:
+                sinks[fd](data)
+            else:
+                open_fds.discard(fd)
+                poller.unregister(fd)
+
+
+def _drain(fd: int, sink: Callable[[bytes], object]) -> None:
+    """Read what is left in pipe ``fd`` without waiting for more."""
+    os.set_blocking(fd, False)
+    with contextlib.suppress(BlockingIOError, OSError):
+        while data := os.read(fd, _CHUNK):
+            sink(data)
+
+
+def _captured_capped(
+    child: subprocess.Popen[bytes],
+    cmd: Sequence[str | os.PathLike[str]],
+    timeout: float | None,
+    start: float,
+    cap: int,
+) -> Completed:
+    """:func:`_captured` keeping at most ``cap`` bytes of stdout and of stderr each."""
+    out, err = _Capped(cap), _Capped(cap)
+    try:
+        pipes = {}
+        for pipe, sink in ((child.stdout, out), (child.stderr, err)):
+            if pipe is not None:
+                try:
+                    pipes[pipe.fileno()] = sink.add
+                except (OSError, ValueError, AttributeError):  # a test double's pipe
+                    sink.add(pipe.read() or b"")
+        deadline = None if timeout is None else start + timeout
+        timed_out = _pump(child, pipes, deadline)
+    except BaseException:
+        _stop(child)
+        raise
+    finally:
+        for pipe in (child.stdout, child.stderr, child.stdin):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+    return Completed(
+        tuple(os.fspath(c) for c in cmd),
+        child.returncode if child.returncode is not None else -signal.SIGKILL,
+        out.value(),
+        err.value(),
+        timed_out,
+        time.monotonic() - start,
+    )
+
+
 def _captured(
     child: subprocess.Popen[bytes],
     cmd: Sequence[str | os.PathLike[str]],
@@ -346,14 +605,21 @@ def _logged(
     cmd: Sequence[str | os.PathLike[str]],
     timeout: float | None,
     start: float,
+    pipe: tuple[int, Callable[[bytes], object]] | None = None,
 ) -> Completed:
+    """Wait for ``child`` (at most ``timeout``); with ``pipe`` (fd, sink), feed its
+    output to the sink meanwhile."""
     timed_out = False
     try:
-        try:
-            child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _stop(child, grace=0.5)
+        if pipe is not None:
+            deadline = None if timeout is None else start + timeout
+            timed_out = _pump(child, dict([pipe]), deadline)
+        else:
+            try:
+                child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _stop(child, grace=0.5)
     except BaseException:
         _stop(child)
         raise
@@ -395,9 +661,13 @@ def _run_captured(
     input: bytes | None,
     timeout: float | None,
     done: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    cap: int = 0,
 ) -> Completed:
     """Start ``cmd`` with ``spawn`` (stdin closed unless there is input), capture its
-    output; ``done(child)`` is called however it ends."""
+    output (at most ``cap`` bytes of each stream, see :class:`_Capped`; 0: all of it);
+    ``done(child)`` is called however it ends."""
+    if cap > 0 and input is not None:
+        raise ValueError("a capped capture takes no input")
     start = time.monotonic()
     child = spawn(
         cmd,
@@ -408,6 +678,8 @@ def _run_captured(
         stderr=subprocess.PIPE,
     )
     try:
+        if cap > 0:
+            return _captured_capped(child, cmd, timeout, start, cap)
         return _captured(child, cmd, input, timeout, start)
     finally:
         if done is not None:
@@ -484,10 +756,24 @@ class Session:
         check: bool = True,
         timeout: float | None = None,
         what: str | None = None,
+        cap: int = 0,
     ) -> Completed:
-        """:func:`run`, as a child of this session."""
+        """:func:`run`, as a child of this session.
+
+        ``cap`` > 0 keeps at most that many bytes of stdout and of stderr each (the first
+        and the last half, :func:`cut_line` between them), read as they come: for user
+        commands (the hook's ``verify``), whose output may have no end.  0 keeps it all
+        (git's output must stay complete).
+        """
         result = _run_captured(
-            self._start, cmd, cwd=cwd, env=env, input=input, timeout=timeout, done=self._forget
+            self._start,
+            cmd,
+            cwd=cwd,
+            env=env,
+            input=input,
+            timeout=timeout,
+            done=self._forget,
+            cap=cap,
         )
         if self._cancelled.is_set():
             raise Interrupted("interrupted")
@@ -506,20 +792,41 @@ class Session:
     ) -> Completed:
         """Run ``cmd`` with stdout and stderr going to the open binary file ``log``.
 
-        Raises :class:`~superbuild.errors.Interrupted` when the session was cancelled
-        before or while it ran.
+        A :class:`CappedLog` gets the output through a pipe (so that it keeps its head
+        and tail only); any other file is given to the child as it is.  Raises
+        :class:`~superbuild.errors.Interrupted` when the session was cancelled before or
+        while it ran.
         """
         start = time.monotonic()
         log.flush()
         step = f"{os.getpid()}-{next(_step_counter)}"
         env = {**(os.environ if env is None else env), STEP_MARKER: step}
-        child = self._start(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        read_end = -1
+        out: int | IO[bytes] = log
+        if isinstance(log, CappedLog) and log.cap > 0:
+            read_end, out = os.pipe()
         try:
-            result = _logged(child, cmd, timeout, start)
+            child = self._start(
+                cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+            )
+        except BaseException:
+            if read_end >= 0:
+                os.close(read_end)
+            raise
+        finally:
+            if isinstance(out, int):
+                os.close(out)  # the child holds the write end now
+        try:
+            pipe = None if read_end < 0 else (read_end, log.write)
+            result = _logged(child, cmd, timeout, start, pipe)
         finally:
             self._forget(child)
             # Daemons the step left behind (``sleep 600 &``, ``setsid ...``) end with it.
             left = kill_marked(STEP_MARKER, step)
+            if read_end >= 0:
+                with contextlib.suppress(OSError, ValueError):
+                    _drain(read_end, log.write)
+                os.close(read_end)
             if left:
                 with contextlib.suppress(OSError, ValueError):
                     log.write(f"# stopped {left} process(es) the step left running\n".encode())

@@ -4,7 +4,9 @@ The command runs in ``git archive`` of the submodule commit (never the work tree
 :func:`superbuild.export.export_commit`), with stdin closed, in its own process group
 (:mod:`superbuild.proc`), with the ``verify`` timeout, and in the environment of user
 commands (:func:`superbuild.export.command_env`: no ``GIT_*`` variable, plus the
-manifest's ``env`` and ``SUPERBUILD_PACKAGE/COMMIT/PATH/SRC``).
+manifest's ``env`` and ``SUPERBUILD_PACKAGE/COMMIT/PATH/SRC``).  Its output is never held
+whole: at most the log cap (``SUPERBUILD_LOG_CAP``) of stdout and of stderr each, their
+head and tail (:meth:`superbuild.proc.Session.run`).
 """
 
 from __future__ import annotations
@@ -45,12 +47,17 @@ def verify(repo: Path, package: Package, commit: str, label: str) -> Outcome:
             False, skipped=f"{label}: verify skipped: commit {commit[:12]} is not in the submodule"
         )
     command = shlex.join(package.verify)
+    cap = proc.log_cap()
     timeout = package.timeout("verify")
     with tempfile.TemporaryDirectory(prefix="superbuild-verify-") as tmp:
         src = export_commit(sub, commit, Path(tmp) / "src")
         env = command_env(package.env, package_variables(package.name, package.path, commit, src))
         try:
-            done = proc.run(package.verify, cwd=src, env=env, check=False, timeout=timeout)
+            # Its output is read as it comes and kept to the log cap (head and tail):
+            # a command writing without end cannot exhaust memory.
+            done = proc.Session().run(
+                package.verify, cwd=src, env=env, check=False, timeout=timeout, cap=cap
+            )
         except SuperbuildError as exc:  # the command is not installed
             return Outcome(False, f"{label}: verify `{command}` cannot run: {exc.lines[0]}")
     if done.ok:

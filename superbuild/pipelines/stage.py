@@ -1,6 +1,9 @@
 """One stage of a package build: its log, its deadline, its duration; and the build's environment.
 
-Every stage writes ``<log_dir>/<stage>.log`` (the commands it ran, then their output).
+Every stage writes ``<log_dir>/<stage>.log`` (the commands it ran, then their output),
+at most :func:`superbuild.proc.log_cap` bytes of it (``SUPERBUILD_LOG_CAP``, 64 MiB by
+default): beyond the cap the log keeps its head and its tail
+(:class:`superbuild.proc.CappedLog`) and the step goes on.
 A failing stage raises :class:`~superbuild.pipelines.api.PipelineFailed` whose one-line
 message names the package, the stage and the log (the coordinator's path, even when a
 worker wrote it).  Commands are started through the injected ``runner`` (the run's
@@ -20,6 +23,7 @@ from typing import IO, TYPE_CHECKING, NoReturn, Protocol
 from superbuild import export
 from superbuild.errors import Interrupted, SuperbuildError, ToolMissingError
 from superbuild.pipelines.api import BuildContext, PipelineFailed, Runner, Workspace
+from superbuild.proc import CappedLog, log_cap
 
 if TYPE_CHECKING:
     from superbuild.package import Package
@@ -78,7 +82,8 @@ class Stage:
 
     def __enter__(self) -> Stage:
         self._start = time.monotonic()
-        self._log = self.file.open("wb")
+        cap = log_cap()
+        self._log = CappedLog(self.file, cap) if cap else self.file.open("wb")
         return self
 
     def __exit__(
