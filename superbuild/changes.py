@@ -375,18 +375,19 @@ def _changeset(
         if name in product.entries and change.new_commit is not None:
             reasons.setdefault(name, _describe(change))
     manifest_changes = []
-    # With the same superbuild.yaml, an entry changes exactly when its file does.
-    same_settings = product.settings_data == base_product.settings_data
+    # Only what changes the build counts: an entry changed when its digest (the part of
+    # the build key a manifest gives, see Package.digest) did. A manifest edit that
+    # leaves it alone (description, comments, key order, quoting) changes nothing.
     for name, entry in product.entries.items():
         old = base_product.entries.get(name)
         if old is None:
             why = "manifest added"
+        elif old.digest == entry.digest:
+            continue
         elif old.blob != entry.blob:
             why = "manifest changed"
-        elif not same_settings and old.digest != entry.digest:
-            why = f"{SETTINGS_FILE} changed"
         else:
-            continue
+            why = f"{SETTINGS_FILE} changed"
         manifest_changes.append(name)
         reasons.setdefault(name, why)
     graph = product.graph

@@ -252,12 +252,35 @@ def test_manifest_edit_marks_package_changed(
     repo: Repo, capsys: pytest.CaptureFixture[str]
 ) -> None:
     product(repo)
-    repo.manifest("client", "path: repos/client\nrequires: [base]\ndescription: now documented\n")
-    repo.commit("document client")
+    repo.manifest("client", "path: repos/client\nrequires: [base, tool]\n")
+    repo.commit("client needs tool")
     data = changed(capsys, repo)
     assert data["changes"] == []
     assert data["manifest_changes"] == ["client"]
     assert data["affected"] == ["client", "service", "installer"]
+    code, out, _ = cli(capsys, "changed", "-C", str(repo.path), "--why", "installer")
+    assert (code, out.strip()) == (0, "installer <- service <- client (manifest changed)")
+
+
+def test_manifest_edit_outside_the_build_key_changes_nothing(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A description, a comment, key order or quoting: no change, as status says."""
+    product(repo)
+    repo.manifest(
+        "client",
+        "# the client library\nrequires: ['base']\ndescription: now documented\n"
+        'path: "repos/client"\n',
+    )
+    repo.commit("document client")
+    data = changed(capsys, repo)
+    assert data["changes"] == []
+    assert data["manifest_changes"] == []
+    assert data["affected"] == []
+    code, out, _ = cli(capsys, "changed", "-C", str(repo.path), "--why", "client")
+    assert code == 0 and "client is not affected" in out
+    code, out, _ = cli(capsys, "changed", "-C", str(repo.path))
+    assert code == 0 and "client" not in out
 
 
 def test_each_commit_uses_its_own_manifests(repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
