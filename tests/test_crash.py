@@ -131,7 +131,13 @@ def start_build(sp: Path, mark: str, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def build(sp: Path, mark: str, *args: str) -> subprocess.CompletedProcess[str]:
+#: Longest a follow-up build may take: a hang fails the test instead of holding CI.
+FOLLOW_UP_TIMEOUT = 180.0
+
+
+def build(
+    sp: Path, mark: str, *args: str, timeout: float = FOLLOW_UP_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "superbuild", "build", *args],
         cwd=sp,
@@ -141,7 +147,36 @@ def build(sp: Path, mark: str, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
         start_new_session=True,
+        timeout=timeout,
     )
+
+
+def dnf_problems(output: Path, root: Path) -> list[str]:
+    """What a real client (dnf) says of ``output/rpms``: [] when it lists every package."""
+    repo = output / "rpms"
+    if not repo.is_dir():
+        return []
+    on_disk = sorted(p.name[: -len(".rpm")] for p in repo.rglob("*.rpm"))
+    done = subprocess.run(
+        [
+            *("dnf", "-q", f"--installroot={root}", "--releasever=1", "--nogpgcheck"),
+            *("--setopt=reposdir=/dev/null", f"--setopt=cachedir={root / 'cache'}"),
+            *(f"--repofrompath=r,{repo}", "--repo=r", "repoquery"),
+            *("--queryformat", "%{name}-%{version}-%{release}.%{arch}\\n"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    shutil.rmtree(root, ignore_errors=True)
+    if done.returncode != 0:
+        return [f"dnf repoquery exited {done.returncode}: {done.stderr.strip()[-300:]}"]
+    listed = sorted(line.strip() for line in done.stdout.splitlines() if line.strip())
+    if listed != on_disk:
+        return [f"dnf lists {listed}, the repository holds {on_disk}"]
+    return []
 
 
 def kill(child: subprocess.Popen[bytes]) -> None:
@@ -182,8 +217,9 @@ def copy_running(output: Path) -> Callable[[], bool]:
 class Trials:
     """A pristine superproject copied per trial; counts what the checks found."""
 
-    def __init__(self, tmp_path: Path, pristine: Path) -> None:
+    def __init__(self, tmp_path: Path, pristine: Path, *, client: bool = False) -> None:
         self.tmp_path = tmp_path
+        self.client = client  # also ask dnf after each follow-up build
         self.pristine = pristine
         self.count = 0
         self.after_kill: list[str] = []  # seen right after a kill (the journal covers it)
@@ -208,16 +244,19 @@ class Trials:
         mark = uuid.uuid4().hex
         output = sp / ".superbuild" / "output"
         child = start_build(sp, mark, "--all", "-j", "2")
-        when(child, output)
+        hit = when(child, output)
         kill(child)
+        if hit is False:
+            self.failures.append(f"{what}: the build ended before that moment")
         self.after_kill += [f"{what}: {p}" for p in repo_problems(output)]
         for args in (("--retry-failed",), ("--since-last-success",), ()):
             done = build(sp, mark, *args)
             assert done.returncode in (0, 1), done.stderr  # 1: a package failed, not a crash
             assert "Traceback" not in done.stderr, done.stderr
-            self.failures += [
-                f"{what}, then build {' '.join(args)}: {p}" for p in repo_problems(output)
-            ]
+            problems = repo_problems(output)
+            if self.client:
+                problems += dnf_problems(output, self.tmp_path / "dnf-root")
+            self.failures += [f"{what}, then build {' '.join(args)}: {p}" for p in problems]
         left = wait_for_no_survivors(mark)
         self.failures += [f"{what}: process {pid} survived" for pid in left]
         tmp_scratch = list((sp / ".superbuild" / "work").glob("*"))
@@ -244,11 +283,11 @@ def _run_trials(trials: Trials, random_trials: int, chosen: bool, seed: int) -> 
     if chosen:
         trials.trial(
             "kill during the copy into the output",
-            lambda c, o: wait_until(c, copy_running(o)) and None,
+            lambda c, o: wait_until(c, copy_running(o)),
         )
         trials.trial(
             "kill during createrepo_c",
-            lambda c, o: wait_until(c, createrepo_running_of(c)) and None,
+            lambda c, o: wait_until(c, createrepo_running_of(c)),
         )
     print(trials.report())
     assert not trials.failures, "\n".join(trials.failures)
@@ -280,3 +319,11 @@ def test_many_kills(tmp_path: Path) -> None:
     count = int(os.environ.get("SUPERBUILD_CRASH_TRIALS", "30"))
     trials = Trials(tmp_path, command_product(tmp_path, COMMAND_PRODUCT))
     _run_trials(trials, count, chosen=False, seed=2026)
+
+
+@pytest.mark.rpm
+def test_rpm_builds_killed_during_createrepo_and_the_copy_recover(
+    tmp_path: Path, rpm_sample: Path
+) -> None:
+    trials = Trials(tmp_path, rpm_sample, client=True)
+    _run_trials(trials, 0, chosen=True, seed=5)
