@@ -109,19 +109,10 @@ def binary_packages(artifacts: Iterable[str]) -> list[str]:
     return [a for a in artifacts if a.startswith(f"{RPMS_DIR}/")]
 
 
-def _start_time(pid: int) -> str:
-    """The start time of process ``pid`` (``/proc/<pid>/stat`` field 22), ``""`` if unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rpartition(")")[2].split()[19]
-
-
 def _staging(output: Path) -> Path:
     """This process's staging folder in the output root (created): ``<pid>-<start time>``."""
     pid = os.getpid()
-    folder = output / STAGING_DIR / f"{pid}-{_start_time(pid) or 'x'}"
+    folder = output / STAGING_DIR / f"{pid}-{proc.start_time(pid) or 'x'}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -133,14 +124,7 @@ def _alive(name: str) -> bool:
         pid = int(pid_text)
     except ValueError:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    now = _start_time(pid)
-    return not now or start in (now, "x")
+    return proc.owner_alive(pid, start)
 
 
 def remove_dead_staging(output: Path) -> list[Path]:

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -28,6 +29,7 @@ from pathlib import Path
 import pytest
 
 import superbuild
+from superbuild import proc
 from superbuild.testing.sample import make_sample_superproject
 from tests.helpers import command_product
 
@@ -260,6 +262,8 @@ class Trials:
         left = wait_for_no_survivors(mark)
         self.failures += [f"{what}: process {pid} survived" for pid in left]
         tmp_scratch = list((sp / ".superbuild" / "work").glob("*"))
+        # superbuild-spec-*, superbuild-NAME-* of the killed coordinator (owner in the name)
+        tmp_scratch += Path(tempfile.gettempdir()).glob(f"superbuild-*-p{child.pid}t*")
         self.failures += [f"{what}: scratch {p} left" for p in tmp_scratch]
         shutil.rmtree(sp, ignore_errors=True)
 
@@ -327,3 +331,32 @@ def test_rpm_builds_killed_during_createrepo_and_the_copy_recover(
 ) -> None:
     trials = Trials(tmp_path, rpm_sample, client=True)
     _run_trials(trials, 0, chosen=True, seed=5)
+
+
+def _dead_owner_tag() -> str:
+    """The owner tag of a process that has exited (as a SIGKILLed build leaves it)."""
+    child = subprocess.Popen(["sleep", "30"], stdin=subprocess.DEVNULL)
+    start = Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[19]
+    child.kill()
+    child.wait()
+    return f"p{child.pid}t{start}"
+
+
+def test_the_next_build_removes_temp_folders_of_a_killed_run(tmp_path: Path) -> None:
+    sp = command_product(tmp_path, {"a": []})
+    tmp = Path(tempfile.gettempdir())
+    dead = _dead_owner_tag()
+    left = [
+        Path(tempfile.mkdtemp(prefix=f"superbuild-spec-{dead}-", dir=tmp)),
+        Path(tempfile.mkdtemp(prefix=f"superbuild-my-pkg-{dead}-", dir=tmp)),
+    ]
+    (left[1] / "big.tar").write_bytes(b"x" * 1000)
+    mine = Path(tempfile.mkdtemp(prefix=f"superbuild-spec-{proc.owner_tag()}-"))
+    try:
+        done = build(sp, uuid.uuid4().hex, "--all", timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert [p for p in left if p.exists()] == []
+        assert mine.is_dir()  # its owner (this test) still runs
+    finally:
+        for path in [*left, mine]:
+            shutil.rmtree(path, ignore_errors=True)
