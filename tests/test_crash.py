@@ -360,3 +360,11 @@ def test_the_next_build_removes_temp_folders_of_a_killed_run(tmp_path: Path) -> 
     finally:
         for path in [*left, mine]:
             shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.rpm
+def test_many_rpm_kills(tmp_path: Path, rpm_sample: Path) -> None:
+    count = int(os.environ.get("SUPERBUILD_CRASH_TRIALS", "30"))
+    trials = Trials(tmp_path, rpm_sample, client=True)
+    _run_trials(trials, count, chosen=True, seed=2027)
