@@ -142,14 +142,19 @@ def remove_dead_staging(output: Path) -> list[Path]:
     return removed
 
 
-def mark_pending(output: Path, added: Iterable[str] = ()) -> None:
+#: A journal line asking for a refresh without ``--update``: a file was replaced, and
+#: ``createrepo_c --update`` would keep its old checksum if mtime and size look the same.
+FULL_REFRESH = "!full"
+
+
+def mark_pending(output: Path, added: Iterable[str] = (), *, full: bool = False) -> None:
     """Journal a metadata refresh before files of the output change, and the files
     (relative paths) about to be added: until a refresh confirms them, they were never in
     the metadata, and a run killed before then leaves them unconfirmed (see :func:`recover`)."""
     path = output / PENDING_FILE
     if not path.exists():
         fileio.write_bytes_atomic(path, f"{os.getpid()}\n".encode())
-    lines = "".join(f"{rel}\n" for rel in added)
+    lines = "".join(f"{rel}\n" for rel in added) + (f"{FULL_REFRESH}\n" if full else "")
     if lines:
         with path.open("a") as journal:
             journal.write(lines)
@@ -163,7 +168,14 @@ def _journaled(output: Path) -> set[str]:
         lines = (output / PENDING_FILE).read_text().splitlines()[1:]
     except (FileNotFoundError, UnicodeDecodeError):
         return set()
-    return {line for line in lines if line.strip()}
+    return {line for line in lines if line.strip() and not line.startswith("!")}
+
+
+def _full_refresh(output: Path) -> bool:
+    try:
+        return FULL_REFRESH in (output / PENDING_FILE).read_text().splitlines()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return False
 
 
 def _unconfirmed(output: Path) -> set[str]:
@@ -255,7 +267,7 @@ def collect(output: Path, packages: Iterable[Path]) -> list[str]:
                 )
         todo = [(src, rel) for src, rel in plan if rel in replace or not (output / rel).is_file()]
         if todo:
-            mark_pending(output, [rel for _, rel in todo])
+            mark_pending(output, [rel for _, rel in todo], full=bool(replace))
             staging = _staging(output)
             for src, rel in todo:
                 _install_file(src, output / rel, staging)
@@ -315,6 +327,7 @@ def refresh_metadata(output: Path, *, timeout: float | None = None) -> list[Path
     with locked(output):
         # createrepo_c runs in a session with a watchdog: if this process is SIGKILLed
         # meanwhile, the watchdog stops it (no orphan keeps writing ``.repodata/``).
+        full = _full_refresh(output)
         session = proc.Session()
         session.start_watchdog("_SUPERBUILD_CREATEREPO")
         with proc.session_watchdog(session):
@@ -323,7 +336,7 @@ def refresh_metadata(output: Path, *, timeout: float | None = None) -> list[Path
                 if not repo.is_dir():
                     continue
                 cmd = ["createrepo_c", "--quiet"]
-                if (repo / "repodata" / "repomd.xml").is_file():
+                if not full and (repo / "repodata" / "repomd.xml").is_file():
                     cmd.append("--update")
                 cmd.append(os.fspath(repo))
                 session.run(

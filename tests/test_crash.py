@@ -80,8 +80,8 @@ def repo_problems(output: Path) -> list[str]:
             continue
         for path in top.rglob("*"):
             part_of = path.relative_to(top)
-            if part_of.parts[0] in ("repodata", ".repodata") and sub != "files":
-                continue  # the metadata, and createrepo_c's own temporary folder
+            if part_of.parts[0] == "repodata" and sub != "files":
+                continue  # the metadata (a .repodata/ left by a killed createrepo_c is debris)
             if any(
                 part.startswith(".") or part.endswith((".tmp", ".old")) for part in part_of.parts
             ):
@@ -293,7 +293,7 @@ def _run_trials(trials: Trials, random_trials: int, chosen: bool, seed: int) -> 
             "kill during createrepo_c",
             lambda c, o: wait_until(c, createrepo_running_of(c)),
         )
-    print(trials.report())
+    print(trials.report(), *trials.after_kill, sep="\n  ")
     assert not trials.failures, "\n".join(trials.failures)
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from superbuild import outrepo, proc
 from tests.rpmtools import build_plain_rpm
+from tests.test_crash import repo_problems
 
 
 @pytest.mark.parametrize(
@@ -221,6 +222,7 @@ def test_a_file_a_killed_run_added_is_replaced_by_its_rebuild(tmp_path: Path) ->
     outrepo.collect(out, again)
     assert published.read_bytes() == binary.read_bytes()
     outrepo.refresh_metadata(out)
+    assert repo_problems(out) == []  # the metadata has the new checksum, not the old one
     # confirmed now: another rebuild under the same name is refused again
     third = build_plain_rpm(tmp_path / "b3")
     if any((out / outrepo.rpm_destination(p)).read_bytes() != p.read_bytes() for p in third):
