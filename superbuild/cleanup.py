@@ -10,12 +10,15 @@ so the newest runs sort last.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from superbuild import layout
+from superbuild import layout, proc
 from superbuild.package import Settings
 
 #: Runs whose logs and scratch ``superbuild clean`` keeps (settings ``keep_runs:``).
@@ -52,7 +55,37 @@ def remove_stale_scratch(repo: Path, running: str | None = None) -> list[Path]:
     killed (a run removes its own scratch when it ends).  Returns the folders removed.
     """
     stale = [p for run, p in sorted(_runs_in(layout.work_root(repo)).items()) if run != running]
-    return _remove(stale)
+    removed = _remove(stale)
+    remove_dead_temp()  # and the temporary folders of processes that are gone
+    return removed
+
+
+#: A temporary folder superbuild names with its owner (:func:`superbuild.proc.owner_tag`):
+#: ``superbuild-spec-p<pid>t<start>-XXXX``, ``superbuild-NAME-p<pid>t<start>-XXXX``.
+_OWNED_TEMP = re.compile(r"superbuild-.+-p(\d+)t(\d+|x)-[A-Za-z0-9_]+")
+
+
+def remove_dead_temp(root: Path | None = None) -> list[Path]:
+    """Delete the temporary folders (in ``root``, the system's temporary folder by
+    default) that a superbuild process named with its owner and that outlived it (a
+    SIGKILLed build); only this user's, only folders.  Returns the folders removed."""
+    top = Path(tempfile.gettempdir() if root is None else root)
+    try:
+        entries = list(top.iterdir())
+    except OSError:
+        return []
+    dead = []
+    for entry in entries:
+        found = _OWNED_TEMP.fullmatch(entry.name)
+        if found is None or proc.owner_alive(int(found[1]), found[2]):
+            continue
+        try:
+            info = entry.lstat()
+        except OSError:
+            continue
+        if entry.is_dir() and not entry.is_symlink() and info.st_uid == os.getuid():
+            dead.append(entry)
+    return _remove(dead)
 
 
 @dataclass

@@ -43,9 +43,14 @@ SRPMS_DIR = "srpms"
 FILES_DIR = "files"
 LOCK_FILE = ".superbuild.lock"
 PENDING_FILE = ".superbuild-pending"
+UNCONFIRMED_FILE = ".superbuild-unconfirmed"
+#: Longest a ``createrepo_c`` may run: a hung one fails the refresh (the journal stays).
+CREATEREPO_TIMEOUT_S = 600.0
 STAGING_DIR = ".superbuild-staging"
 
 _thread_lock = threading.RLock()
+#: The outputs whose ``flock`` this process holds (read and changed under ``_thread_lock``).
+_held: set[str] = set()
 
 
 class OutputRepoError(SuperbuildError):
@@ -56,34 +61,26 @@ class OutputRepoError(SuperbuildError):
 def locked(output: Path) -> Iterator[None]:
     """Hold the output repository's lock (threads of this process, then other processes).
 
-    Re-entrant in the thread that holds it (recovery refreshes the metadata under the
-    lock it took): a second ``flock`` on a new descriptor of the same file would wait
-    for the first one forever.
+    Re-entrant in the thread that holds it (:func:`recover` calls
+    :func:`refresh_metadata`): an ``flock`` taken again through a second descriptor of the
+    same file would wait for the first one for ever, so only the outermost call takes it.
     """
     with _thread_lock:
-        key = os.fspath(output.absolute())
+        key = os.path.realpath(output)
         if key in _held:
-            _held[key] += 1
-            try:
-                yield
-            finally:
-                _held[key] -= 1
+            yield
             return
         output.mkdir(parents=True, exist_ok=True)
         fd = os.open(output / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            _held[key] = 1
+            _held.add(key)
             try:
                 yield
             finally:
-                del _held[key]
+                _held.discard(key)
         finally:
             os.close(fd)  # closing releases the flock
-
-
-#: Output folders whose lock this process holds (under ``_thread_lock``) -> depth.
-_held: dict[str, int] = {}
 
 
 def rpm_arch(path: Path) -> str:
@@ -112,19 +109,10 @@ def binary_packages(artifacts: Iterable[str]) -> list[str]:
     return [a for a in artifacts if a.startswith(f"{RPMS_DIR}/")]
 
 
-def _start_time(pid: int) -> str:
-    """The start time of process ``pid`` (``/proc/<pid>/stat`` field 22), ``""`` if unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rpartition(")")[2].split()[19]
-
-
 def _staging(output: Path) -> Path:
     """This process's staging folder in the output root (created): ``<pid>-<start time>``."""
     pid = os.getpid()
-    folder = output / STAGING_DIR / f"{pid}-{_start_time(pid) or 'x'}"
+    folder = output / STAGING_DIR / f"{pid}-{proc.start_time(pid) or 'x'}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -136,10 +124,7 @@ def _alive(name: str) -> bool:
         pid = int(pid_text)
     except ValueError:
         return False
-    if not proc.pid_alive(pid):
-        return False
-    now = _start_time(pid)
-    return not now or start in (now, "x")
+    return proc.owner_alive(pid, start)
 
 
 def remove_dead_staging(output: Path) -> list[Path]:
@@ -157,11 +142,56 @@ def remove_dead_staging(output: Path) -> list[Path]:
     return removed
 
 
-def mark_pending(output: Path) -> None:
-    """Journal a metadata refresh before files of the output change."""
+#: A journal line asking for a refresh without ``--update``: a file was replaced, and
+#: ``createrepo_c --update`` would keep its old checksum if mtime and size look the same.
+FULL_REFRESH = "!full"
+
+
+def mark_pending(output: Path, added: Iterable[str] = (), *, full: bool = False) -> None:
+    """Journal a metadata refresh before files of the output change, and the files
+    (relative paths) about to be added: until a refresh confirms them, they were never in
+    the metadata, and a run killed before then leaves them unconfirmed (see :func:`recover`)."""
     path = output / PENDING_FILE
     if not path.exists():
         fileio.write_bytes_atomic(path, f"{os.getpid()}\n".encode())
+    lines = "".join(f"{rel}\n" for rel in added) + (f"{FULL_REFRESH}\n" if full else "")
+    if lines:
+        with path.open("a") as journal:
+            journal.write(lines)
+            journal.flush()
+            os.fsync(journal.fileno())
+
+
+def _journaled(output: Path) -> set[str]:
+    """The files a journal says were being added (its first line is the writer's pid)."""
+    try:
+        lines = (output / PENDING_FILE).read_text().splitlines()[1:]
+    except (FileNotFoundError, UnicodeDecodeError):
+        return set()
+    return {line for line in lines if line.strip() and not line.startswith("!")}
+
+
+def _full_refresh(output: Path) -> bool:
+    try:
+        return FULL_REFRESH in (output / PENDING_FILE).read_text().splitlines()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return False
+
+
+def _unconfirmed(output: Path) -> set[str]:
+    try:
+        text = (output / UNCONFIRMED_FILE).read_text()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return set()
+    return {line for line in text.splitlines() if line.strip()}
+
+
+def _set_unconfirmed(output: Path, names: set[str]) -> None:
+    path = output / UNCONFIRMED_FILE
+    if names:
+        fileio.write_bytes_atomic(path, "".join(f"{n}\n" for n in sorted(names)).encode())
+    else:
+        path.unlink(missing_ok=True)
 
 
 def pending(output: Path) -> bool:
@@ -213,14 +243,21 @@ def collect(output: Path, packages: Iterable[Path]) -> list[str]:
     never replaced by different bytes under the same name (a client that has it would
     never see the change): that raises :class:`OutputRepoError` naming the file and what
     it was built from, and nothing of ``packages`` is copied.  The same bytes again are
-    left as they are.  Metadata is not refreshed: call :func:`refresh_metadata` once per
+    left as they are.  The exception: a file a killed run added, which no run has
+    rebuilt since (it is *unconfirmed*, see :func:`recover`), is replaced by the rebuild
+    (a rebuild of the same NVR differs in its build time).  Metadata is not refreshed: call :func:`refresh_metadata` once per
     wave or at the end of the run.
     """
     plan = [(src, rpm_destination(src)) for src in packages]  # bad names fail before copying
     with locked(output):
+        unconfirmed = _unconfirmed(output)
+        replace = set()
         for src, rel in plan:
             dest = output / rel
             if dest.is_file() and not _same_bytes(src, dest):
+                if rel in unconfirmed:
+                    replace.add(rel)
+                    continue
                 origin = _built_from(dest) if rel.startswith(f"{RPMS_DIR}/") else ""
                 by = f" (built from {origin})" if origin else ""
                 raise OutputRepoError(
@@ -228,12 +265,15 @@ def collect(output: Path, packages: Iterable[Path]) -> list[str]:
                     f"bytes{by}: two packages make the same RPM, or a rebuild reused its "
                     "name; nothing was replaced"
                 )
-        todo = [(src, output / rel) for src, rel in plan if not (output / rel).is_file()]
+        todo = [(src, rel) for src, rel in plan if rel in replace or not (output / rel).is_file()]
         if todo:
-            mark_pending(output)
+            mark_pending(output, [rel for _, rel in todo], full=bool(replace))
             staging = _staging(output)
-            for src, dest in todo:
-                _install_file(src, dest, staging)
+            for src, rel in todo:
+                _install_file(src, output / rel, staging)
+        settled = unconfirmed & {rel for _, rel in plan}
+        if settled:
+            _set_unconfirmed(output, unconfirmed - settled)
     return sorted(rel for _, rel in plan)
 
 
@@ -285,16 +325,26 @@ def refresh_metadata(output: Path, *, timeout: float | None = None) -> list[Path
     """
     done = []
     with locked(output):
-        for sub in (RPMS_DIR, SRPMS_DIR):
-            repo = output / sub
-            if not repo.is_dir():
-                continue
-            cmd = ["createrepo_c", "--quiet"]
-            if (repo / "repodata" / "repomd.xml").is_file():
-                cmd.append("--update")
-            cmd.append(os.fspath(repo))
-            proc.run(cmd, timeout=timeout, what=f"createrepo_c on {repo}")
-            done.append(repo)
+        # createrepo_c runs in a session with a watchdog: if this process is SIGKILLed
+        # meanwhile, the watchdog stops it (no orphan keeps writing ``.repodata/``).
+        full = _full_refresh(output)
+        session = proc.Session()
+        session.start_watchdog("_SUPERBUILD_CREATEREPO")
+        with proc.session_watchdog(session):
+            for sub in (RPMS_DIR, SRPMS_DIR):
+                repo = output / sub
+                if not repo.is_dir():
+                    continue
+                cmd = ["createrepo_c", "--quiet"]
+                if not full and (repo / "repodata" / "repomd.xml").is_file():
+                    cmd.append("--update")
+                cmd.append(os.fspath(repo))
+                session.run(
+                    cmd,
+                    timeout=CREATEREPO_TIMEOUT_S if timeout is None else timeout,
+                    what=f"createrepo_c on {repo}",
+                )
+                done.append(repo)
         (output / PENDING_FILE).unlink(missing_ok=True)
         _tidy_staging(output)
     return done
@@ -311,14 +361,52 @@ def _tidy_staging(output: Path) -> None:
         root.rmdir()
 
 
+def sweep_debris(output: Path) -> list[Path]:
+    """Remove what a killed run can leave inside the published folders (call it holding
+    :func:`locked`, with no ``createrepo_c`` of a live run possible): ``createrepo_c``'s
+    temporary ``rpms/.repodata`` / ``srpms/.repodata`` (a new one refuses to start while
+    it exists), and the old-style temporary names of earlier versions, ``.NAME.XXXX.tmp``
+    files and ``files/.PACKAGE.XXXX.tmp`` / ``.old`` folders."""
+    removed: list[Path] = []
+    for sub in (RPMS_DIR, SRPMS_DIR):
+        stale = output / sub / ".repodata"
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    for sub in (RPMS_DIR, SRPMS_DIR, FILES_DIR):
+        top = output / sub
+        if not top.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            here = Path(dirpath)
+            for name in list(dirnames):
+                if name.startswith(".") and name.endswith((".tmp", ".old")):
+                    dirnames.remove(name)
+                    shutil.rmtree(here / name, ignore_errors=True)
+                    removed.append(here / name)
+            for name in filenames:
+                if name.startswith(".") and name.endswith(".tmp"):
+                    (here / name).unlink(missing_ok=True)
+                    removed.append(here / name)
+    return removed
+
+
 def recover(output: Path) -> bool:
     """What the next command that opens the output does first: remove the staging folders
-    of dead processes and, when a refresh is journaled, run it.  True if it refreshed."""
+    of dead processes and the debris of killed runs (:func:`sweep_debris`) and, when a
+    refresh is journaled, run it.  The files the killed run was adding become
+    *unconfirmed*: published by this refresh (the repository stays consistent) but
+    replaceable by the rebuild of their package (see :func:`collect`).  True if it
+    refreshed."""
     if not output.is_dir():
         return False
     with locked(output):
+        sweep_debris(output)
         if not pending(output):
             _tidy_staging(output)
             return False
+        added = {rel for rel in _journaled(output) if (output / rel).is_file()}
+        if added:
+            _set_unconfirmed(output, _unconfirmed(output) | added)
         refresh_metadata(output)
     return True

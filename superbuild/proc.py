@@ -226,6 +226,30 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def start_time(pid: int) -> str:
+    """The start time of process ``pid`` (``/proc/<pid>/stat`` field 22), ``""`` if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]
+
+
+def owner_tag() -> str:
+    """This process as ``p<pid>t<start time>``: put in the name of a temporary folder, it
+    lets a later run tell (:func:`owner_alive`) whether the folder's owner still runs."""
+    pid = os.getpid()
+    return f"p{pid}t{start_time(pid) or 'x'}"
+
+
+def owner_alive(pid: int, start: str) -> bool:
+    """Whether process ``pid`` runs and started at ``start`` (``x``: unknown, any start)."""
+    if not pid_alive(pid):
+        return False
+    now = start_time(pid)
+    return not now or start in (now, "x")
+
+
 def marked_pids(name: str, value: str) -> list[int]:
     """The processes whose environment carries ``name=value`` (Linux ``/proc``; else none)."""
     needle = f"{name}={value}".encode()

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -28,6 +29,7 @@ from pathlib import Path
 import pytest
 
 import superbuild
+from superbuild import proc
 from superbuild.testing.sample import make_sample_superproject
 from tests.helpers import command_product
 
@@ -78,8 +80,8 @@ def repo_problems(output: Path) -> list[str]:
             continue
         for path in top.rglob("*"):
             part_of = path.relative_to(top)
-            if part_of.parts[0] in ("repodata", ".repodata") and sub != "files":
-                continue  # the metadata, and createrepo_c's own temporary folder
+            if part_of.parts[0] == "repodata" and sub != "files":
+                continue  # the metadata (a .repodata/ left by a killed createrepo_c is debris)
             if any(
                 part.startswith(".") or part.endswith((".tmp", ".old")) for part in part_of.parts
             ):
@@ -131,7 +133,13 @@ def start_build(sp: Path, mark: str, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def build(sp: Path, mark: str, *args: str) -> subprocess.CompletedProcess[str]:
+#: Longest a follow-up build may take: a hang fails the test instead of holding CI.
+FOLLOW_UP_TIMEOUT = 180.0
+
+
+def build(
+    sp: Path, mark: str, *args: str, timeout: float = FOLLOW_UP_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "superbuild", "build", *args],
         cwd=sp,
@@ -141,7 +149,36 @@ def build(sp: Path, mark: str, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
         start_new_session=True,
+        timeout=timeout,
     )
+
+
+def dnf_problems(output: Path, root: Path) -> list[str]:
+    """What a real client (dnf) says of ``output/rpms``: [] when it lists every package."""
+    repo = output / "rpms"
+    if not repo.is_dir():
+        return []
+    on_disk = sorted(p.name[: -len(".rpm")] for p in repo.rglob("*.rpm"))
+    done = subprocess.run(
+        [
+            *("dnf", "-q", f"--installroot={root}", "--releasever=1", "--nogpgcheck"),
+            *("--setopt=reposdir=/dev/null", f"--setopt=cachedir={root / 'cache'}"),
+            *(f"--repofrompath=r,{repo}", "--repo=r", "repoquery"),
+            *("--queryformat", "%{name}-%{version}-%{release}.%{arch}\\n"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    shutil.rmtree(root, ignore_errors=True)
+    if done.returncode != 0:
+        return [f"dnf repoquery exited {done.returncode}: {done.stderr.strip()[-300:]}"]
+    listed = sorted(line.strip() for line in done.stdout.splitlines() if line.strip())
+    if listed != on_disk:
+        return [f"dnf lists {listed}, the repository holds {on_disk}"]
+    return []
 
 
 def kill(child: subprocess.Popen[bytes]) -> None:
@@ -182,8 +219,9 @@ def copy_running(output: Path) -> Callable[[], bool]:
 class Trials:
     """A pristine superproject copied per trial; counts what the checks found."""
 
-    def __init__(self, tmp_path: Path, pristine: Path) -> None:
+    def __init__(self, tmp_path: Path, pristine: Path, *, client: bool = False) -> None:
         self.tmp_path = tmp_path
+        self.client = client  # also ask dnf after each follow-up build
         self.pristine = pristine
         self.count = 0
         self.after_kill: list[str] = []  # seen right after a kill (the journal covers it)
@@ -208,19 +246,24 @@ class Trials:
         mark = uuid.uuid4().hex
         output = sp / ".superbuild" / "output"
         child = start_build(sp, mark, "--all", "-j", "2")
-        when(child, output)
+        hit = when(child, output)
         kill(child)
+        if hit is False:
+            self.failures.append(f"{what}: the build ended before that moment")
         self.after_kill += [f"{what}: {p}" for p in repo_problems(output)]
         for args in (("--retry-failed",), ("--since-last-success",), ()):
             done = build(sp, mark, *args)
             assert done.returncode in (0, 1), done.stderr  # 1: a package failed, not a crash
             assert "Traceback" not in done.stderr, done.stderr
-            self.failures += [
-                f"{what}, then build {' '.join(args)}: {p}" for p in repo_problems(output)
-            ]
+            problems = repo_problems(output)
+            if self.client:
+                problems += dnf_problems(output, self.tmp_path / "dnf-root")
+            self.failures += [f"{what}, then build {' '.join(args)}: {p}" for p in problems]
         left = wait_for_no_survivors(mark)
         self.failures += [f"{what}: process {pid} survived" for pid in left]
         tmp_scratch = list((sp / ".superbuild" / "work").glob("*"))
+        # superbuild-spec-*, superbuild-NAME-* of the killed coordinator (owner in the name)
+        tmp_scratch += Path(tempfile.gettempdir()).glob(f"superbuild-*-p{child.pid}t*")
         self.failures += [f"{what}: scratch {p} left" for p in tmp_scratch]
         shutil.rmtree(sp, ignore_errors=True)
 
@@ -244,13 +287,13 @@ def _run_trials(trials: Trials, random_trials: int, chosen: bool, seed: int) -> 
     if chosen:
         trials.trial(
             "kill during the copy into the output",
-            lambda c, o: wait_until(c, copy_running(o)) and None,
+            lambda c, o: wait_until(c, copy_running(o)),
         )
         trials.trial(
             "kill during createrepo_c",
-            lambda c, o: wait_until(c, createrepo_running_of(c)) and None,
+            lambda c, o: wait_until(c, createrepo_running_of(c)),
         )
-    print(trials.report())
+    print(trials.report(), *trials.after_kill, sep="\n  ")
     assert not trials.failures, "\n".join(trials.failures)
 
 
@@ -280,3 +323,48 @@ def test_many_kills(tmp_path: Path) -> None:
     count = int(os.environ.get("SUPERBUILD_CRASH_TRIALS", "30"))
     trials = Trials(tmp_path, command_product(tmp_path, COMMAND_PRODUCT))
     _run_trials(trials, count, chosen=False, seed=2026)
+
+
+@pytest.mark.rpm
+def test_rpm_builds_killed_during_createrepo_and_the_copy_recover(
+    tmp_path: Path, rpm_sample: Path
+) -> None:
+    trials = Trials(tmp_path, rpm_sample, client=True)
+    _run_trials(trials, 0, chosen=True, seed=5)
+
+
+def _dead_owner_tag() -> str:
+    """The owner tag of a process that has exited (as a SIGKILLed build leaves it)."""
+    child = subprocess.Popen(["sleep", "30"], stdin=subprocess.DEVNULL)
+    start = Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[19]
+    child.kill()
+    child.wait()
+    return f"p{child.pid}t{start}"
+
+
+def test_the_next_build_removes_temp_folders_of_a_killed_run(tmp_path: Path) -> None:
+    sp = command_product(tmp_path, {"a": []})
+    tmp = Path(tempfile.gettempdir())
+    dead = _dead_owner_tag()
+    left = [
+        Path(tempfile.mkdtemp(prefix=f"superbuild-spec-{dead}-", dir=tmp)),
+        Path(tempfile.mkdtemp(prefix=f"superbuild-my-pkg-{dead}-", dir=tmp)),
+    ]
+    (left[1] / "big.tar").write_bytes(b"x" * 1000)
+    mine = Path(tempfile.mkdtemp(prefix=f"superbuild-spec-{proc.owner_tag()}-"))
+    try:
+        done = build(sp, uuid.uuid4().hex, "--all", timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert [p for p in left if p.exists()] == []
+        assert mine.is_dir()  # its owner (this test) still runs
+    finally:
+        for path in [*left, mine]:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.rpm
+def test_many_rpm_kills(tmp_path: Path, rpm_sample: Path) -> None:
+    count = int(os.environ.get("SUPERBUILD_CRASH_TRIALS", "30"))
+    trials = Trials(tmp_path, rpm_sample, client=True)
+    _run_trials(trials, count, chosen=True, seed=2027)

@@ -6,6 +6,8 @@ import gzip
 import os
 import re
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 
 from superbuild import outrepo, proc
 from tests.rpmtools import build_plain_rpm
+from tests.test_crash import repo_problems
 
 
 @pytest.mark.parametrize(
@@ -137,6 +140,7 @@ def test_refresh_without_repositories_does_nothing(tmp_path: Path) -> None:
 def test_refresh_failure_names_the_repository(tmp_path: Path, fp: Any) -> None:
     out = tmp_path / "out"
     (out / "rpms").mkdir(parents=True)
+    fp.pass_command([sys.executable, "-m", "superbuild.reaper", fp.any()])
     fp.register(["createrepo_c", fp.any()], returncode=2, stderr="Critical: disk on fire")
     with pytest.raises(proc.ProcessError) as info:
         outrepo.refresh_metadata(out)
@@ -191,3 +195,72 @@ def test_the_output_lock_is_reentrant_in_its_thread(tmp_path: Path) -> None:
     worker.start()
     worker.join(30)
     assert done.is_set(), "the second locked() waited for the first"
+
+
+@pytest.mark.rpm
+def test_recover_completes_a_journaled_refresh_without_deadlock(tmp_path: Path) -> None:
+    """recover() holds the lock and refreshes: the flock is not taken twice (it hung)."""
+    out = tmp_path / "out"
+    rpm = build_plain_rpm(tmp_path / "b")
+    outrepo.collect(out, rpm)  # journaled, never refreshed: a run killed here
+    assert outrepo.pending(out)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; "
+            "from superbuild import outrepo; print(outrepo.recover(Path(sys.argv[1])))",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "True"
+    assert not outrepo.pending(out)
+    assert _primary_names(out / "rpms") == ["plain"]
+
+
+@pytest.mark.rpm
+def test_a_file_a_killed_run_added_is_replaced_by_its_rebuild(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = build_plain_rpm(tmp_path / "b1")
+    outrepo.collect(out, first)  # the run is killed before its refresh
+    assert outrepo.recover(out)
+    again = build_plain_rpm(tmp_path / "b2")  # same NVR, other build time
+    binary = next(p for p in again if not p.name.endswith(".src.rpm"))
+    published = out / outrepo.rpm_destination(binary)
+    if published.read_bytes() == binary.read_bytes():
+        pytest.skip("rpmbuild made identical bytes")
+    outrepo.collect(out, again)
+    assert published.read_bytes() == binary.read_bytes()
+    outrepo.refresh_metadata(out)
+    assert repo_problems(out) == []  # the metadata has the new checksum, not the old one
+    # confirmed now: another rebuild under the same name is refused again
+    third = build_plain_rpm(tmp_path / "b3")
+    if any((out / outrepo.rpm_destination(p)).read_bytes() != p.read_bytes() for p in third):
+        with pytest.raises(outrepo.OutputRepoError, match="already in the output repository"):
+            outrepo.collect(out, third)
+
+
+def test_recover_sweeps_debris_of_killed_runs(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    debris = [
+        out / "rpms" / ".repodata" / "primary.xml.gz",
+        out / "srpms" / ".repodata" / "x",
+        out / "rpms" / "noarch" / ".a-1-1.noarch.rpm.k2j3.tmp",
+        out / "files" / "web" / ".index.html.x1.tmp",
+        out / "files" / ".p123.abcd.old" / "index.html",
+        out / "files" / ".web.zz.tmp" / "new" / "f",
+    ]
+    kept = [out / "files" / "web" / "index.html", out / "files" / "web" / ".htaccess"]
+    for path in [*debris, *kept]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    assert not outrepo.recover(out)
+    assert [p for p in debris if p.exists()] == []
+    assert (
+        not (out / "rpms" / ".repodata").exists() and not (out / "files" / ".web.zz.tmp").exists()
+    )
+    assert all(p.exists() for p in kept)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from superbuild import outrepo
+from superbuild import outrepo, proc
 from superbuild.errors import SuperbuildError
 from superbuild.jobs import JobResult, Placement, Work
 from superbuild.pipelines import registry
@@ -126,7 +126,11 @@ def build_remote(
     """
     host = socket.gethostname()
     name = inputs.package.name
-    with tempfile.TemporaryDirectory(prefix=f"superbuild-{name}-", dir=tmp_root) as tmp:
+    with tempfile.TemporaryDirectory(
+        # the owner in the name: a SIGKILLed run's folder is removed by the next build
+        prefix=f"superbuild-{name}-{proc.owner_tag()}-",
+        dir=tmp_root,
+    ) as tmp:
         work, logs = Path(tmp), Path(tmp) / LOGS_DIR
         logs.mkdir()
         try:

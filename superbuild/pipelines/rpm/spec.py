@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from superbuild import proc
 from superbuild.errors import ToolMissingError
 
 #: librpm's macro context is global to the process: one parse at a time.
@@ -137,7 +138,13 @@ def parsed(text: str, macros: Sequence[tuple[str, str]] = ()) -> Iterator[Any]:
     specfile = _specfile()
     # specfile logs one warning per dummy source it cannot create: not ours to show.
     logging.getLogger("specfile").setLevel(logging.ERROR)
-    with RPM_LOCK, tempfile.TemporaryDirectory(prefix="superbuild-spec-") as sourcedir:
+    with (
+        RPM_LOCK,
+        tempfile.TemporaryDirectory(
+            # the owner in the name: a SIGKILLed run's folder is removed by the next build
+            prefix=f"superbuild-spec-{proc.owner_tag()}-"
+        ) as sourcedir,
+    ):
         try:
             spec = specfile.Specfile(
                 content=text, sourcedir=Path(sourcedir), macros=list(macros), force_parse=True
