@@ -554,10 +554,7 @@ def _captured_capped(
         _stop(child)
         raise
     finally:
-        for pipe in (child.stdout, child.stderr, child.stdin):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
+        _close_pipes(child)
     return Completed(
         tuple(os.fspath(c) for c in cmd),
         child.returncode if child.returncode is not None else -signal.SIGKILL,
@@ -566,6 +563,13 @@ def _captured_capped(
         timed_out,
         time.monotonic() - start,
     )
+
+
+def _close_pipes(child: subprocess.Popen[bytes]) -> None:
+    for pipe in (child.stdout, child.stderr, child.stdin):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
 
 
 def _captured(
@@ -610,10 +614,7 @@ def _captured(
         _stop(child)
         raise
     finally:
-        for pipe in (child.stdout, child.stderr, child.stdin):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
+        _close_pipes(child)
     return Completed(
         tuple(os.fspath(c) for c in cmd),
         child.returncode if child.returncode is not None else -signal.SIGKILL,
