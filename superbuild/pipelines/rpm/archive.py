@@ -33,6 +33,7 @@ import zipfile
 from pathlib import Path
 
 from superbuild import git as g
+from superbuild import proc
 from superbuild.pipelines.stage import Stage
 
 _CHUNK = 1 << 20
@@ -184,6 +185,7 @@ _NO_LFS_FILTER = (
     "-c",
     "filter.lfs.required=false",
 )
+_LFS_TIMEOUT_S = 300.0
 _LFS_MAX = 1024  # the spec's limit for a pointer file
 _MAX_DEPTH = 8  # nested submodules inside nested submodules
 
@@ -319,9 +321,22 @@ def _smudge(repo: Path, commit: str, pointers: dict[str, bytes], st: Stage) -> d
     for path, pointer in sorted(pointers.items()):
         found = _LFS_RE.match(pointer)
         assert found is not None
-        result = g.git(repo, "lfs", "smudge", "--", path, input=pointer, check=False)
+        # git lfs smudge downloads an object that is not local: bounded by the stage's
+        # timeout (else _LFS_TIMEOUT_S), so a dead LFS server cannot hold the build.
+        remaining = st.remaining()
+        result = proc.run(
+            ["git", "-C", os.fspath(repo), "lfs", "smudge", "--", path],
+            input=pointer,
+            env=g.default_git_env(),
+            check=False,
+            timeout=max(1.0, remaining) if remaining is not None else _LFS_TIMEOUT_S,
+        )
         data = result.stdout
-        if result.returncode != 0 or hashlib.sha256(data).hexdigest() != found["oid"].decode():
+        if (
+            result.returncode != 0
+            or result.timed_out
+            or hashlib.sha256(data).hexdigest() != found["oid"].decode()
+        ):
             st.fail(
                 f"Git LFS file {path} at {commit[:12]} is not available in {repo}: run "
                 f"git -C {repo} lfs fetch (or git lfs pull) first"
