@@ -555,11 +555,26 @@ def _captured_capped(
         raise
     finally:
         _close_pipes(child)
+    return _completed(
+        child, cmd, out=out.value(), err=err.value(), timed_out=timed_out, start=start
+    )
+
+
+def _completed(
+    child: subprocess.Popen[bytes],
+    cmd: Sequence[str | os.PathLike[str]],
+    *,
+    out: bytes,
+    err: bytes,
+    timed_out: bool,
+    start: float,
+) -> Completed:
+    """The result of a captured run (a child killed before it was reaped: -SIGKILL)."""
     return Completed(
         tuple(os.fspath(c) for c in cmd),
         child.returncode if child.returncode is not None else -signal.SIGKILL,
-        out.value(),
-        err.value(),
+        out,
+        err,
         timed_out,
         time.monotonic() - start,
     )
@@ -615,14 +630,7 @@ def _captured(
         raise
     finally:
         _close_pipes(child)
-    return Completed(
-        tuple(os.fspath(c) for c in cmd),
-        child.returncode if child.returncode is not None else -signal.SIGKILL,
-        out or b"",
-        err or b"",
-        timed_out,
-        time.monotonic() - start,
-    )
+    return _completed(child, cmd, out=out or b"", err=err or b"", timed_out=timed_out, start=start)
 
 
 def _logged(

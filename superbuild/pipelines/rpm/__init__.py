@@ -74,7 +74,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from superbuild import git as g
 from superbuild import outrepo
@@ -89,8 +89,14 @@ from superbuild.pipelines.api import (
 )
 from superbuild.pipelines.rpm import builders
 from superbuild.pipelines.rpm.options import RpmOptions, default_builder, options_of
-from superbuild.pipelines.rpm.source import read_source
-from superbuild.pipelines.rpm.spec import SpecError, SpecInputs, read_spec, with_provenance
+from superbuild.pipelines.rpm.source import Source, read_source
+from superbuild.pipelines.rpm.spec import (
+    SpecError,
+    SpecFacts,
+    SpecInputs,
+    read_spec,
+    with_provenance,
+)
 from superbuild.pipelines.source import inputs_for
 from superbuild.pipelines.stage import Stage
 from superbuild.pipelines.transport import Blob
@@ -153,25 +159,14 @@ class RpmPipeline(Pipeline):
 
     def preview(self, ctx: BuildContext) -> Mapping[str, str]:
         """The NEVR, the archive and its top folder the source stage would give."""
-        from superbuild import proc
-
-        def runner(cmd: Any, **kw: Any) -> Any:
-            return proc.run(cmd, **kw)
+        from superbuild.proc import Session
 
         top = ctx.work_dir / "input"
         (top / "SOURCES").mkdir(parents=True, exist_ok=True)
         ctx.log_dir.mkdir(parents=True, exist_ok=True)
-        with Stage.of(ctx, "source", runner, {}) as st:
+        with Stage.of(ctx, "source", Session().run_logged, {}) as st:
             source = read_source(ctx, st, top, dry=True)
-            count = int(g.git(ctx.source_repo, "rev-list", "--count", source.commit).stdout)
-            macros = options_of(ctx.options).macros
-            try:
-                stamped = read_spec(
-                    with_provenance(source.spec_text, source.commit, count, macros, ctx.rebuild),
-                    macros,
-                )
-            except SpecError as exc:
-                st.fail(f"cannot give {source.spec_name} its provenance: {exc}")
+            _, _, stamped = _stamp(ctx, st, source)
         epoch = f"{stamped.epoch}:" if stamped.epoch else ""
         return {
             "spec": source.spec_name,
@@ -192,17 +187,7 @@ class RpmPipeline(Pipeline):
         try:
             with Stage.of(ctx, "source", runner, durations) as st:
                 source = read_source(ctx, st, top)
-                count_out = g.git(ctx.source_repo, "rev-list", "--count", source.commit).stdout
-                count = int(count_out.decode().strip())
-                st.note(f"# {count} commits up to {source.commit}")
-                macros = options_of(ctx.options).macros
-                try:
-                    text = with_provenance(
-                        source.spec_text, source.commit, count, macros, ctx.rebuild
-                    )
-                    stamped = read_spec(text, macros)
-                except SpecError as exc:
-                    st.fail(f"cannot give {source.spec_name} its provenance: {exc}")
+                text, count, stamped = _stamp(ctx, st, source)
                 st.note(f"# Release {source.facts.release!r} -> {stamped.release!r}")
             sources = [Blob.read(p) for p in sorted((top / "SOURCES").iterdir()) if p.is_file()]
         finally:
@@ -267,6 +252,19 @@ class RpmPipeline(Pipeline):
             version=version,
             release=release,
         )
+
+
+def _stamp(ctx: BuildContext, st: Stage, source: Source) -> tuple[str, int, SpecFacts]:
+    """The spec with its provenance (``n`` = commits up to the recorded one), and what rpm
+    reads from it: the same for a build and for ``plan --verbose``."""
+    count = int(g.git(ctx.source_repo, "rev-list", "--count", source.commit).stdout)
+    st.note(f"# {count} commits up to {source.commit}")
+    macros = options_of(ctx.options).macros
+    try:
+        text = with_provenance(source.spec_text, source.commit, count, macros, ctx.rebuild)
+        return text, count, read_spec(text, macros)
+    except SpecError as exc:
+        st.fail(f"cannot give {source.spec_name} its provenance: {exc}")
 
 
 PIPELINE = RpmPipeline()

@@ -245,35 +245,38 @@ def _text(value: Any) -> str:
 
 def with_version(text: str, version: str, macros: Sequence[tuple[str, str]] = ()) -> str:
     """``text`` with the main package's Version (every branch of it) set to ``version``."""
-    head = prelude(text)
-    with parsed(head + text, macros) as spec:
-        changed = False
-        with spec.tags() as tags:
-            for tag in tags:
-                if tag.normalized_name == "Version":
-                    tag.value = version
-                    changed = True
-        if not changed:
-            raise SpecError("the spec has no Version: tag in its main package")
-        return str(spec).removeprefix(head)
+    return _set_tag(text, "Version", version, macros, every_package=False)
 
 
 def with_release(text: str, release: str, macros: Sequence[tuple[str, str]] = ()) -> str:
     """``text`` whose every ``Release:`` (each package, each ``%if`` branch) is ``release``."""
+    return _set_tag(text, "Release", release, macros, every_package=True)
+
+
+def _set_tag(
+    text: str,
+    name: str,
+    value: str,
+    macros: Sequence[tuple[str, str]],
+    *,
+    every_package: bool,
+) -> str:
+    """``text`` with every ``name`` tag of the main package (``every_package``: of each
+    ``%package`` too) set to ``value``; the spec's other bytes as they were."""
     head = prelude(text)
     with parsed(head + text, macros) as spec:
         changed = False
         with spec.sections() as sections:
-            for section in sections:
-                if section.normalized_name != "package":
-                    continue
+            packages = [s for s in sections if s.normalized_name == "package"]
+            for section in packages if every_package else packages[:1]:
                 with spec.tags(section) as tags:
                     for tag in tags:
-                        if tag.normalized_name == "Release":
-                            tag.value = release
+                        if tag.normalized_name == name:
+                            tag.value = value
                             changed = True
         if not changed:
-            raise SpecError("the spec has no Release: tag")
+            where = "" if every_package else " in its main package"
+            raise SpecError(f"the spec has no {name}: tag{where}")
         return str(spec).removeprefix(head)
 
 
