@@ -19,7 +19,7 @@ from types import ModuleType
 
 from superbuild import __version__
 from superbuild.commands import add_repo
-from superbuild.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, SuperbuildError
+from superbuild.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, SuperbuildError
 
 PROG = "superbuild"
 
@@ -113,6 +113,17 @@ def error_handler() -> Iterator[list[int]]:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115, PTH123 - replaces a closed stream
         code[0] = 0
     except Exception as exc:
+        from superbuild.errors import disk_full
+
+        if (full := disk_full(exc)) is not None:
+            # Not a bug: the machine's disk is full (exit 1, like a build that fails).
+            from superbuild.text import safe_text
+
+            print(f"{PROG}: error: {safe_text(full)}", file=sys.stderr)
+            code[0] = EXIT_FAILED
+            if os.environ.get("SUPERBUILD_DEBUG"):
+                _report_bug(exc)
+            return
         code[0] = EXIT_BUG
         _report_bug(exc)
 

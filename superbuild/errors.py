@@ -53,3 +53,24 @@ class Interrupted(SuperbuildError):
     """The run was interrupted by Ctrl-C or SIGTERM (exit 130)."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+#: errno values that mean the file system is full (a quota is full too).
+_FULL = (28, 122)  # ENOSPC, EDQUOT (Linux)
+
+
+def disk_full(exc: BaseException | None) -> str | None:
+    """The one line for a full file system, if ``exc`` (or what it was raised from) is one.
+
+    Names the file being written when the error carries it, and what to do.  Used to stop
+    a whole run on the first full disk: every later job would fail the same way, and a
+    half-written output is what the run must not leave.
+    """
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            where = exc.filename if isinstance(exc.filename, str) else None
+            target = f" writing {where}" if where else ""
+            return f"no space left on device{target}: free space on that file system and run again"
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None

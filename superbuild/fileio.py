@@ -42,9 +42,12 @@ def write_bytes_atomic(
             fh.write(data)
             os.fchmod(fh.fileno(), mode & ~_umask())
         Path(tmp).replace(path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             Path(tmp).unlink()
+        if isinstance(exc, OSError) and exc.filename is None:
+            # A write that fails (a full disk) names the file, as an open() would.
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
         raise
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from superbuild.errors import SuperbuildError
+from superbuild.errors import SuperbuildError, disk_full
 
 if TYPE_CHECKING:
     from superbuild.proc import Session
@@ -212,7 +212,10 @@ class RunResult(dict[str, Outcome]):
 
 
 def describe_exception(exc: BaseException) -> str:
-    """One line for a job failure: a SuperbuildError's message, else ``Type: message``."""
+    """One line for a job failure: a SuperbuildError's message, a full disk's own line,
+    else ``Type: message``."""
+    if (full := disk_full(exc)) is not None:
+        return full
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if isinstance(exc, SuperbuildError):
         return "; ".join(lines) or type(exc).__name__

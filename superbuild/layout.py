@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from superbuild import fileio
+
 STATE_DIR = ".superbuild"
 DEFAULT_OUTPUT = f"{STATE_DIR}/output"
 DB_FILE = "state.db"
@@ -43,7 +45,7 @@ def state_dir(repo: Path) -> Path:
     path.mkdir(exist_ok=True)
     ignore = path / ".gitignore"
     if not ignore.exists():
-        ignore.write_text(_GITIGNORE)
+        fileio.write_text_atomic(ignore, _GITIGNORE)
     return path
 
 

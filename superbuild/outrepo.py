@@ -199,19 +199,39 @@ def pending(output: Path) -> bool:
     return (output / PENDING_FILE).exists()
 
 
-def _install_file(src: Path, dest: Path, staging: Path) -> None:
-    """Copy ``src`` to ``dest`` through a temporary name in the staging folder."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+def _stage_file(src: Path, dest: Path, staging: Path) -> Path:
+    """Copy ``src`` to a temporary name in the staging folder, for ``dest``; the copy.
+
+    An error (a full disk) names ``dest`` and leaves no temporary file behind.
+    """
     fd, name = tempfile.mkstemp(dir=staging, prefix=f".{dest.name}.", suffix=".tmp")
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
             shutil.copyfileobj(inp, out, 1 << 20)
         tmp.chmod(0o644)
-        tmp.replace(dest)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, os.fspath(dest)) from exc
         raise
+    return tmp
+
+
+def _install_files(todo: list[tuple[Path, Path]], staging: Path) -> None:
+    """Copy each ``(src, dest)`` into place: all are copied into the staging folder
+    first, then renamed, so a copy that fails (a full disk) publishes none of them."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for src, dest in todo:
+            staged.append((_stage_file(src, dest, staging), dest))
+        for _, dest in staged:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        for tmp, dest in staged:
+            tmp.replace(dest)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
 
 
 def _same_bytes(a: Path, b: Path) -> bool:
@@ -268,9 +288,7 @@ def collect(output: Path, packages: Iterable[Path]) -> list[str]:
         todo = [(src, rel) for src, rel in plan if rel in replace or not (output / rel).is_file()]
         if todo:
             mark_pending(output, [rel for _, rel in todo], full=bool(replace))
-            staging = _staging(output)
-            for src, rel in todo:
-                _install_file(src, output / rel, staging)
+            _install_files([(src, output / rel) for src, rel in todo], _staging(output))
         settled = unconfirmed & {rel for _, rel in plan}
         if settled:
             _set_unconfirmed(output, unconfirmed - settled)
@@ -339,15 +357,37 @@ def refresh_metadata(output: Path, *, timeout: float | None = None) -> list[Path
                 if not full and (repo / "repodata" / "repomd.xml").is_file():
                     cmd.append("--update")
                 cmd.append(os.fspath(repo))
-                session.run(
-                    cmd,
-                    timeout=CREATEREPO_TIMEOUT_S if timeout is None else timeout,
-                    what=f"createrepo_c on {repo}",
-                )
+                try:
+                    session.run(
+                        cmd,
+                        timeout=CREATEREPO_TIMEOUT_S if timeout is None else timeout,
+                        what=f"createrepo_c on {repo}",
+                    )
+                except proc.ProcessError as exc:
+                    raise _if_full(repo, exc) from exc
                 done.append(repo)
         (output / PENDING_FILE).unlink(missing_ok=True)
         _tidy_staging(output)
     return done
+
+
+#: Free bytes below which a failed ``createrepo_c`` is put down to a full file system.
+_NEARLY_FULL = 1 << 20
+
+
+def _if_full(repo: Path, exc: proc.ProcessError) -> SuperbuildError:
+    """``exc``, or the full disk's own line when ``repo``'s file system has no room left
+    (createrepo_c itself only says ``gzclose(): file operation error``)."""
+    try:
+        free = shutil.disk_usage(repo).free
+    except OSError:
+        return exc
+    if free >= _NEARLY_FULL:
+        return exc
+    return OutputRepoError(
+        f"createrepo_c on {repo} failed: no space left on device ({free} bytes free): "
+        "free space on that file system and run superbuild again (the refresh is journaled)"
+    )
 
 
 def _tidy_staging(output: Path) -> None:

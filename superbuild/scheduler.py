@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 
-from superbuild.errors import CycleError, Interrupted
+from superbuild.errors import CycleError, Interrupted, disk_full
 from superbuild.graph import DependencyGraph
 from superbuild.jobs import (
     Event,
@@ -151,13 +151,20 @@ class _Run:
                 return False
             first_failure = None
             interrupted = False
+            full = None
             for job_id, result, duration in self.executor.wait():
                 if isinstance(result, (Interrupted, KeyboardInterrupt)):
                     interrupted = True  # proc.terminate_all() ran: the build is stopping
-                elif not self.finish(job_id, result, duration) and first_failure is None:
-                    first_failure = job_id
+                elif not self.finish(job_id, result, duration):
+                    first_failure = first_failure or job_id
+                    if full is None and isinstance(result, BaseException):
+                        full = disk_full(result)
             if interrupted:
                 return True
+            if full is not None:
+                # Every later job would fail the same way: stop, whatever --keep-going says.
+                self.stop(f"stopped: {full}", f"not started: {full}", skip_pending=True)
+                return False
             if first_failure is not None and self.on_error is OnError.interrupt:
                 self.stop(
                     f"--fail-fast after {first_failure} failed",

@@ -313,6 +313,27 @@ def test_exception_in_job_becomes_a_failure(exc: BaseException, reason: str) -> 
     assert finished == [JobFinished("a", "failed", reason, 1.5, None, exc)]
 
 
+def test_a_full_disk_stops_the_run_even_with_keep_going() -> None:
+    """Every later job would fail the same way: the run stops at the first full disk."""
+    full = OSError(28, "No space left on device", "/out/rpms/noarch/a-1-1.noarch.rpm")
+    jobs = make_jobs(
+        {"a": "", "b": "", "c": "", "d": "b"}, failing={"a": (raise_, (full,))}, weights={"a": 3.0}
+    )
+    ex = FakeExecutor()
+    result = run_jobs(jobs, ex, parallel=2)  # OnError.continue_, the default
+    line = (
+        "no space left on device writing /out/rpms/noarch/a-1-1.noarch.rpm: "
+        "free space on that file system and run again"
+    )
+    assert statuses(result) == {
+        "a": ("failed", line),
+        "b": ("cancelled", f"stopped: {line}"),
+        "c": ("skipped", f"not started: {line}"),
+        "d": ("skipped", f"not started: {line}"),
+    }
+    assert ex.cancels == 1
+
+
 def test_job_returning_garbage_fails() -> None:
     result = run_jobs(make_jobs({"a": ""}, failing={"a": return_none}), FakeExecutor(), parallel=1)
     assert statuses(result) == {"a": ("failed", "job returned NoneType, not a JobResult")}

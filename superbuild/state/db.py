@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
-from superbuild.errors import SuperbuildError
+from superbuild.errors import EXIT_FAILED, SuperbuildError
 
 #: How long a connection waits for another one's write transaction (seconds).
 BUSY_TIMEOUT_S = 30.0
@@ -85,6 +86,12 @@ class StateError(SuperbuildError):
     """The build state database cannot be used (corrupt, or from a newer superbuild)."""
 
 
+class StateDiskFull(StateError):
+    """The build state's file system is full: the run fails (exit 1) like any full disk."""
+
+    exit_code = EXIT_FAILED
+
+
 def migrate(db: sqlite3.Connection) -> int:
     """Bring the schema up to :data:`SCHEMA_VERSION`, one transaction per migration.
 
@@ -125,13 +132,26 @@ def _uri(path: Path, *, read_only: bool) -> str:
     return uri + "?mode=ro&immutable=1"
 
 
+def _nearly_full(folder: Path) -> bool:
+    """Whether ``folder``'s file system has (almost) no room: SQLite reports a full disk
+    met while mapping its WAL index as a mere "disk I/O error"."""
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
+
+
 def damaged(path: Path, exc: BaseException) -> StateError:
     """The one line for an SQLite error on ``path``: what happened and what to do."""
     text = str(exc) or type(exc).__name__
     if isinstance(exc, UnicodeDecodeError) or text.startswith("Could not decode"):
         text = "it holds text that is not UTF-8"
-    if "disk is full" in text or "disk I/O error" in text:
-        return StateError(f"{os.fsdecode(path)}: {text} (free some space and run again)")
+    if "disk I/O error" in text and _nearly_full(path.parent):
+        text = "no space left on device (SQLite: disk I/O error)"
+    if "disk is full" in text or "no space left" in text:
+        return StateDiskFull(f"{os.fsdecode(path)}: {text} (free some space and run again)")
+    if "disk I/O error" in text:
+        return StateError(f"{os.fsdecode(path)}: {text} (check the disk and run again)")
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         return StateError(
             f"{os.fsdecode(path)}: {text} (superbuild needs to write the build state here: "

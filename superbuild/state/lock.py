@@ -55,8 +55,12 @@ class BuildLock:
             "host": host(),
             "started": iso(time.time()),
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        except OSError as exc:
+            os.close(fd)
+            raise OSError(exc.errno, exc.strerror, os.fspath(self.path)) from exc
         self.fd = fd
 
     def _refusal(self) -> str:
