@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
+from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -104,7 +105,9 @@ class LiveProgress:
             reason = getattr(event, "reason", "")
             # soft_wrap: a log path in the reason is never folded (copy and paste)
             self.console.print(
-                f"[{style}]{status}[/] {event.job_id}: {reason}", soft_wrap=True, highlight=False
+                f"[{style}]{status}[/] {escape(event.job_id)}: {escape(reason)}",
+                soft_wrap=True,
+                highlight=False,
             )
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -119,7 +122,7 @@ class LiveProgress:
         table.add_column(style="cyan", no_wrap=True, overflow="ellipsis")
         table.add_column(justify="right", no_wrap=True)
         for name, started in running[:20]:
-            table.add_row(f"building {name}", f"{now - started:5.0f}s")
+            table.add_row(f"building {escape(name)}", f"{now - started:5.0f}s")
         if len(running) > 20:
             table.add_row(f"... and {len(running) - 20} more", "")
         yield table
@@ -186,5 +189,10 @@ def summary_table(report: dict[str, Any], limit: int = 50) -> Table:
     for p in shown:
         style = _STYLE.get(p["status"], "")
         detail = p["reason"] or f"{len(p['artifacts'])} file(s)"
-        table.add_row(p["package"], f"[{style}]{p['status']}[/]", f"{p['duration_s']:.1f}s", detail)
+        table.add_row(
+            escape(p["package"]),
+            f"[{style}]{p['status']}[/]",
+            f"{p['duration_s']:.1f}s",
+            escape(detail),
+        )
     return table

@@ -61,6 +61,14 @@ class PlainConsole(Console):
         self.file.flush()
 
 
+class TerminalConsole(Console):
+    """A console for a terminal: colour, but text from a commit (names, paths, reasons)
+    cannot emit its own escape sequences (rich passes ESC and C1 through as they are)."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(safe_text(text), **kwargs)
+
+
 def under_ci(environ: Mapping[str, str] | None = None) -> bool:
     """``CI`` set to anything but ``false``/``0``: plain output even on a terminal."""
     value = (os.environ if environ is None else environ).get("CI", "")
@@ -71,7 +79,7 @@ def console(stderr: bool = False) -> Console:
     """A rich console on a terminal; a :class:`PlainConsole` elsewhere (and under CI)."""
     stream = sys.stderr if stderr else sys.stdout
     if stream.isatty() and not under_ci():
-        return Console(stderr=stderr, highlight=False, soft_wrap=True)
+        return TerminalConsole(stderr=stderr, highlight=False, soft_wrap=True)
     return PlainConsole(stderr=stderr)
 
 
@@ -95,7 +103,7 @@ def _waves(out: Console, waves: list[list[str]], empty: str) -> None:
         out.print(empty)
         return
     for i, wave in enumerate(waves, 1):
-        out.print(f"  [bold]wave {i}[/]: {', '.join(wave)}")
+        out.print(f"  [bold]wave {i}[/]: {escape(', '.join(wave))}")
 
 
 def show_changes(cs: ChangeSet) -> None:
@@ -109,13 +117,16 @@ def show_changes(cs: ChangeSet) -> None:
             table.add_column(col, no_wrap=True)
         for c in cs.changes:
             style = _STATUS_STYLE.get(c.status, "")
-            path = f"{c.old_path} -> {c.path}" if c.old_path else c.path
+            path = escape(f"{c.old_path} -> {c.path}" if c.old_path else c.path)
             commit = f"{_short(c.old_commit)} -> {_short(c.new_commit)}"
             if c.direction in ("backward", "sideways"):
                 commit += f" [red bold]({c.direction})[/]"
                 moved_back.append(f"{c.path} ({c.direction})")
             table.add_row(
-                f"[{style}]{c.status}[/]", path, c.package or "[dim](unmanaged)[/]", commit
+                f"[{style}]{c.status}[/]",
+                path,
+                escape(c.package) if c.package else "[dim](unmanaged)[/]",
+                commit,
             )
         print_table(out, table)
     else:
@@ -123,12 +134,14 @@ def show_changes(cs: ChangeSet) -> None:
     if moved_back:
         out.print(
             f"[red bold]warning[/]: gitlinks moved backward or sideways (not a descendant of "
-            f"the old commit: a revert or a force-push?): {', '.join(moved_back)}"
+            f"the old commit: a revert or a force-push?): {escape(', '.join(moved_back))}"
         )
     if cs.manifest_changes:
-        out.print(f"[bold]manifests changed[/]: {', '.join(cs.manifest_changes)}")
+        out.print(f"[bold]manifests changed[/]: {escape(', '.join(cs.manifest_changes))}")
     if cs.unmanaged:
-        out.print(f"[yellow]unmanaged submodules[/] (no manifest): {', '.join(cs.unmanaged)}")
+        out.print(
+            f"[yellow]unmanaged submodules[/] (no manifest): {escape(', '.join(cs.unmanaged))}"
+        )
     out.print(f"[bold]build order[/] ({len(cs.affected)} affected)")
     _waves(out, cs.waves, "  nothing to build")
 
@@ -142,7 +155,9 @@ def show_rebuilds(plan: Plan) -> None:
         table.add_column("package", no_wrap=True)
         table.add_column("reason")
         for name in plan.packages:
-            table.add_row(name, plan.reasons.get(name, "a package it requires needs a build"))
+            table.add_row(
+                escape(name), escape(plan.reasons.get(name, "a package it requires needs a build"))
+            )
         print_table(out, table)
     else:
         out.print("  every package is built at its current build key")
@@ -164,7 +179,8 @@ def show_graph(product: Product) -> None:
         for name in wave:
             pkg = product.packages[name]
             row = [str(i), name, pkg.path, ", ".join(graph.requires[name]) or "-"]
-            table.add_row(*row, *([pkg.description or "-"] if described else []))
+            extra = [pkg.description or "-"] if described else []
+            table.add_row(*(escape(cell) for cell in [*row, *extra]))
     print_table(out, table)
 
 
@@ -181,7 +197,9 @@ def show_previews(previews: dict[str, dict[str, str]]) -> None:
                 f" ({escape(facts['archive_from'])}), top folder {escape(top)}"
             )
         else:
-            out.print(f"  {escape(name)}: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
+            out.print(
+                f"  {escape(name)}: " + escape(", ".join(f"{k} {v}" for k, v in facts.items()))
+            )
 
 
 def show_plan(plan: Plan) -> None:
@@ -195,4 +213,4 @@ def show_plan(plan: Plan) -> None:
     out.print(f"[bold]plan[/]: {count} package{'' if count == 1 else 's'} {what}")
     _waves(out, plan.waves, "  nothing to build")
     if plan.skipped:
-        out.print(f"  [dim]skipped (--packages-skip)[/]: {', '.join(plan.skipped)}")
+        out.print(f"  [dim]skipped (--packages-skip)[/]: {escape(', '.join(plan.skipped))}")

@@ -164,6 +164,38 @@ def test_control_characters_in_a_path_are_escaped(
         assert "\x1b" not in out + err and "\r" not in out + err, (argv, out, err)
 
 
+def test_a_colour_terminal_gets_no_escape_sequence_or_markup_from_a_commit(
+    repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal (rich, colour) a path from a commit can neither set the window title
+    (OSC) nor close rich's markup (``[/]`` would be a MarkupError: a crash)."""
+    import io
+
+    from superbuild import ui
+
+    path = "repos/a\x1b]0;pwned\x07[/x][bold]"
+    repo.manifest("a", "path: repos/a\n")
+    repo.link("repos/a")
+    repo.commit("product")
+    repo.git("update-index", "--add", "--cacheinfo", f"160000,{SHA},{path}")
+    repo.commit("hostile path")
+    screens: list[io.StringIO] = []
+
+    def terminal(stderr: bool = False) -> ui.TerminalConsole:
+        screens.append(io.StringIO())
+        return ui.TerminalConsole(file=screens[-1], force_terminal=True, width=200)
+
+    monkeypatch.setattr(ui, "console", terminal)
+    monkeypatch.delenv("CI", raising=False)
+    for argv in (["changed"], ["changed", "--why", "a"]):
+        code, _out, err = cli(capsys, "-C", str(repo.path), *argv)
+        assert code == 0, (argv, err)
+        shown = "".join(s.getvalue() for s in screens)
+        assert "\x1b]0;" not in shown and "\x07" not in shown, (argv, shown)
+        assert "[/x][bold]" in shown or argv[-1] == "a", (argv, shown)  # shown as text
+    assert screens
+
+
 def test_control_characters_in_an_error_line_are_escaped(
     repo: Repo, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
+
 from superbuild import layout, planning
 from superbuild.build import BuildOptions, BuildResult, execute, new_run_id, prepare
 from superbuild.cleanup import remove_stale_scratch
@@ -172,7 +174,9 @@ def _recover_output(output: Path, err: Console) -> None:
     from superbuild import outrepo
 
     if outrepo.pending(output):
-        err.print(f"completing the metadata refresh a killed run left pending in {output}")
+        err.print(
+            f"completing the metadata refresh a killed run left pending in {escape(str(output))}"
+        )
     outrepo.recover(output)
 
 
@@ -237,9 +241,9 @@ def _build(
     _show_failures(err, result)
     if plan.packages:
         err.print(summary_table(report.to_json()))
-        err.print(f"output repository: {run_.output}")
+        err.print(f"output repository: {escape(str(run_.output))}")
     if result.metadata_error:
-        err.print(f"[red]repository metadata not refreshed[/]: {result.metadata_error}")
+        err.print(f"[red]repository metadata not refreshed[/]: {escape(result.metadata_error)}")
     if report.result == "interrupted":
         print("superbuild: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -254,9 +258,9 @@ def _show_failures(err: object, result: BuildResult) -> None:
         if outcome.status != "failed":
             continue
         log = result.log_of(name)
-        err.print(f"[red bold]{name} failed[/]: {outcome.reason}")
+        err.print(f"[red bold]{escape(name)} failed[/]: {escape(outcome.reason)}")
         lines = tail(log if log and log.is_file() else None, 20)
         if lines:
-            err.print(f"[dim]--- last lines of {log} ---[/]")
+            err.print(f"[dim]--- last lines of {escape(str(log))} ---[/]")
             for line in lines:
                 err.out(f"  {line}", highlight=False)

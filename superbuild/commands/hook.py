@@ -54,7 +54,9 @@ PREFIX = "superbuild:"
 
 def _say(text: str) -> None:
     # Everything goes to stderr: git shows it next to its own push messages.
-    print(f"{PREFIX} {text}", file=sys.stderr)
+    from superbuild.text import safe_text
+
+    print(f"{PREFIX} {safe_text(text)}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

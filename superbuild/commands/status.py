@@ -81,6 +81,7 @@ def rich_table(rows: Sequence[SubmoduleStatus]) -> None:
     """A coloured table on the terminal, made to fit 80 columns: a checkout at the recorded
     commit says ``same``, the last build gives its commit only when it is not the recorded
     one and its time as an age; only checkouts and reasons wrap, paths never."""
+    from rich.markup import escape
     from rich.table import Table
 
     from superbuild.ui import console, print_table
@@ -93,7 +94,9 @@ def rich_table(rows: Sequence[SubmoduleStatus]) -> None:
             no_wrap=column not in ("checkout", "rebuild"),
         )
     for row in rows:
-        package, path, recorded, checkout, unpushed, built, rebuild = cells(row)
+        package, path, recorded, checkout, unpushed, built, rebuild = (
+            escape(cell) for cell in cells(row)
+        )
         if not row.initialized:
             checkout = f"[dim]{checkout}[/]"
         elif row.checkout_differs or row.dirty:
