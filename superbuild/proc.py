@@ -702,6 +702,12 @@ def _run_captured(
     if cap > 0 and input is not None:
         raise ValueError("a capped capture takes no input")
     start = time.monotonic()
+    # A command that may time out, or a user's command (capped), is marked: what it
+    # leaves running (a daemon that left its process group) is stopped when it ends.
+    step = ""
+    if cap > 0 or timeout is not None:
+        step = f"{os.getpid()}-{next(_step_counter)}"
+        env = {**(os.environ if env is None else env), STEP_MARKER: step}
     child = spawn(
         cmd,
         cwd=cwd,
@@ -717,6 +723,8 @@ def _run_captured(
     finally:
         if done is not None:
             done(child)
+        if step:
+            kill_marked(STEP_MARKER, step)
 
 
 class Session:

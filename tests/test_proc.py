@@ -168,9 +168,10 @@ def test_a_daemon_holding_the_pipes_does_not_hold_the_timeout(tmp_path: Path) ->
         assert done.ok
         assert done.stdout == b"hi\n"
         assert not done.timed_out
+        # The daemon left the process group, and was stopped when the command ended.
+        assert _wait_gone(mark) == []
     finally:
         proc.kill_marked("SB_TEST_MARK", mark)
-    assert _wait_gone(mark) == []
 
 
 def test_a_timeout_holds_when_a_descendant_keeps_the_pipes(tmp_path: Path) -> None:
@@ -181,6 +182,23 @@ def test_a_timeout_holds_when_a_descendant_keeps_the_pipes(tmp_path: Path) -> No
         done = proc.run(["sh", "-c", "setsid sleep 45 & sleep 45"], env=env, check=False, timeout=1)
         assert time.monotonic() - start < 20
         assert done.timed_out
+        assert _wait_gone(mark) == []  # the daemon too, not only the process group
+    finally:
+        proc.kill_marked("SB_TEST_MARK", mark)
+
+
+def test_daemons_a_users_captured_command_leaves_are_stopped() -> None:
+    """``Session.run(cap=...)`` (the hook's ``verify``) stops what the command left running."""
+    mark = f"cap-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, "SB_TEST_MARK": mark}
+    try:
+        done = proc.Session().run(
+            ["sh", "-c", "setsid sleep 600 & nohup sleep 600 >/dev/null 2>&1 & echo ok"],
+            env=env,
+            cap=1 << 16,
+        )
+        assert done.stdout == b"ok\n"
+        assert _wait_gone(mark) == []
     finally:
         proc.kill_marked("SB_TEST_MARK", mark)
 
