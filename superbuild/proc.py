@@ -413,10 +413,15 @@ class CappedLog(io.FileIO):
 
     Writes go to the file as they come until the cap is reached.  Beyond it the file
     keeps the head (the first half of the cap) and the last half of the cap is held in a
-    bounded ring: :meth:`close` writes :func:`cut_line` and that tail.  A step that logs
-    through it is never stopped for writing a lot (:meth:`Session.run_logged` reads its
-    output through a pipe and writes it here).
+    bounded ring: :func:`cut_line` and that tail are written after the head at most every
+    :data:`TAIL_SYNC_S` seconds while writes come, and at :meth:`close`; so the log of a
+    run that was SIGKILLed still ends with the last lines the step wrote (up to that
+    long before the kill).  A step that logs through it is never stopped for writing a lot
+    (:meth:`Session.run_logged` reads its output through a pipe and writes it here).
     """
+
+    #: How often the tail held in memory is written to the file, at most.
+    TAIL_SYNC_S = 1.0
 
     def __init__(self, path: str | os.PathLike[str], cap: int) -> None:
         super().__init__(path, "w+")
@@ -424,13 +429,18 @@ class CappedLog(io.FileIO):
         self.written = 0  # bytes given to write()
         self._head = cap // 2
         self._tail: _Tail | None = None  # once over the cap
+        self._synced = 0.0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         data = bytes(data)
         size = len(data)
         if self._tail is not None:
             self._tail.add(data)
-        elif self.cap <= 0 or self.written + size <= self.cap:
+            self.written += size
+            if time.monotonic() - self._synced >= self.TAIL_SYNC_S:
+                self._sync_tail()
+            return size
+        if self.cap <= 0 or self.written + size <= self.cap:
             _write_all(self, data)
         else:
             # Over the cap now: the file keeps its head, the rest goes to the ring.
@@ -451,12 +461,24 @@ class CappedLog(io.FileIO):
         self.written += size
         return size
 
+    def _sync_tail(self) -> None:
+        """Write the cut line and the tail after the head (replacing the previous ones)."""
+        assert self._tail is not None
+        tail = self._tail.value()
+        cut = self.written - self._head - len(tail)
+        last = os.pread(self.fileno(), 1, self._head - 1) if self._head else b""
+        rest = _joined(last, cut, self.cap, tail)[len(last) :]
+        os.ftruncate(self.fileno(), self._head + len(rest))
+        view, offset = memoryview(rest), self._head
+        while view:
+            done = os.pwrite(self.fileno(), view, offset)
+            view, offset = view[done:], offset + done
+        self._synced = time.monotonic()
+
     def close(self) -> None:
         if not self.closed and self._tail is not None:
-            tail, self._tail = self._tail.value(), None
-            cut = self.written - self._head - len(tail)
-            last = os.pread(self.fileno(), 1, self._head - 1) if self._head else b""
-            _write_all(self, _joined(last, cut, self.cap, tail)[len(last) :])
+            self._sync_tail()
+            self._tail = None
         super().close()
 
 

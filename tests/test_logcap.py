@@ -96,6 +96,44 @@ def test_capped_log_is_written_as_it_comes_until_the_cap(tmp_path: Path) -> None
     assert path.read_bytes() == b"a" * 50 + b"\n" + proc.cut_line(20, 100) + b"b" * 50
 
 
+KILLED_WRITER = """
+import sys, time
+from superbuild import proc
+log = proc.CappedLog(sys.argv[1], 100)
+log.write(b"h" * 120)
+for n in range(3):
+    time.sleep(proc.CappedLog.TAIL_SYNC_S + 0.1)
+    log.write(f"line {n}\\n".encode())
+print("written", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_sigkilled_writers_capped_log_still_ends_with_its_last_lines(tmp_path: Path) -> None:
+    """The tail is written to the file as it comes (at most every TAIL_SYNC_S), not only at
+    close: a run killed with SIGKILL leaves a log with the step's last words."""
+    path = tmp_path / "stage.log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(path)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"written\n"
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    data = path.read_bytes()
+    assert data.startswith(b"h" * 50 + b"\n" + CUT), data
+    assert data.endswith(b"line 2\n"), data
+    assert len(data) <= 100 + len(proc.cut_line(10**6, 100))
+
+
 def test_captured_output_is_capped_like_a_log() -> None:
     script = "yes | head -c 3000; echo first >&2; yes e | head -c 5000 >&2; echo the reason >&2"
     done = proc.Session().run(["sh", "-c", script], cap=1000, check=False)
