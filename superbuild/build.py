@@ -10,6 +10,8 @@ Where things go in the superproject: :mod:`superbuild.layout`.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from superbuild import layout
+from superbuild import layout, proc
 from superbuild.errors import SuperbuildError, UsageError
 from superbuild.jobs import Event, Job, OnError, RunResult
 from superbuild.pipelines import registry
@@ -122,6 +124,31 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
+def _work_root(repo: Path, run_id: str) -> Path:
+    """The run's scratch: ``.superbuild/work/<run>``, or, when that path is not valid
+    UTF-8 (rpm refuses a spec whose expansion is not: ``_topdir`` is in it), an
+    owner-named folder in the system's temporary folder (removed after a kill by the
+    next run, :func:`superbuild.cleanup.remove_dead_temp`)."""
+    work = layout.run_work(repo, run_id)
+    if _utf8(work):
+        return work
+    temp = Path(tempfile.gettempdir()).absolute()
+    if not _utf8(temp):
+        raise UsageError(
+            f"{os.fsdecode(repo)!r} and the temporary folder {os.fsdecode(temp)!r} are not "
+            "UTF-8 paths, which rpm cannot build under: set TMPDIR to a UTF-8 path"
+        )
+    return temp / f"superbuild-run-{proc.owner_tag()}-{run_id.replace('-', '_')}"
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        os.fsencode(path.absolute()).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def prepare(
     repo: Path,
     plan: Plan,
@@ -143,7 +170,7 @@ def prepare(
         )
     run_id = run_id or new_run_id()
     log_root = layout.run_logs(repo, run_id)
-    work_root = layout.run_work(repo, run_id)
+    work_root = _work_root(repo, run_id)
     contexts: dict[str, BuildContext] = {}
     selected = set(plan.packages)
     jobs: dict[str, Job] = {}

@@ -67,6 +67,17 @@ class PlannedBuild(Protocol):
     def key(self) -> str: ...
 
 
+def _storable(value: Any) -> Any:
+    """``value``, with a string SQLite cannot take (a path with bytes that are not UTF-8,
+    held as surrogates) shown as ``\\xNN`` escapes: a reason or a log path is for reading."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return value
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """One row of ``runs``."""
@@ -275,10 +286,11 @@ class BuildState:
         if unknown:
             raise ValueError(f"not updatable build columns: {', '.join(sorted(unknown))}")
         columns = ", ".join(f"{column} = ?" for column in values)
+        params = [_storable(v) for v in values.values()]
         with transaction(self.db) as db:
             db.execute(
                 f"UPDATE builds SET {columns} WHERE run_id = ? AND package = ?",
-                (*values.values(), run_id, package),
+                (*params, run_id, package),
             )
 
     def runs(self, limit: int | None = None) -> list[RunRecord]:
