@@ -25,6 +25,7 @@ PROG = "superbuild"
 
 #: verb -> (module of superbuild.commands, one-line help), in the order of ``--help``.
 VERBS: dict[str, tuple[str, str]] = {
+    "init": ("init", "propose manifests/ for an existing superproject, from its specs"),
     "changed": ("changed", "which submodules, manifests and packages changed"),
     "graph": ("graph", "the dependency graph of --head"),
     "plan": ("plan", "what a build would do, wave by wave, without building"),
