@@ -25,11 +25,11 @@ PROG = "superbuild"
 
 #: verb -> (module of superbuild.commands, one-line help), in the order of ``--help``.
 VERBS: dict[str, tuple[str, str]] = {
-    "init": ("init", "propose manifests/ for an existing superproject, from its specs"),
     "changed": ("changed", "which submodules, manifests and packages changed"),
     "graph": ("graph", "the dependency graph of --head"),
     "plan": ("plan", "what a build would do, wave by wave, without building"),
     "build": ("build", "build the selected packages in dependency order"),
+    "init": ("init", "propose manifests/ for an existing superproject, from its specs"),
     "status": ("status", "each package: recorded commit, checkout, last build"),
     "clean": ("clean", "remove the logs and scratch of old runs"),
     "hook": ("hook", "install, uninstall or run the git pre-push hook"),
