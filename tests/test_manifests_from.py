@@ -181,7 +181,7 @@ def test_without_the_option_the_error_names_it(
     history.manifests()
     old = history.commits[1]
     for verb in ("changed", "graph", "plan", "build"):
-        code, out, err = cli(capsys, "-C", str(history.top), verb, "--head", old)
+        code, _out, err = cli(capsys, "-C", str(history.top), verb, "--head", old)
         assert code == 2, verb
         assert err == (
             f"superbuild: error: commit {old[:12]} has no manifests/ folder: describe each "
@@ -228,7 +228,7 @@ def test_graph_plan_and_build_of_an_old_commit(
         if line.startswith("160000")
     )
     assert [p["commit"] for p in plan["packages"]] == [links["repos/base"], links["repos/lib"]]
-    code, out, err = cli(
+    code, _out, err = cli(
         capsys, "-C", top, "build", "--head", old, "--manifests-from", manifests, "-j", "1"
     )
     assert code == 0, err
