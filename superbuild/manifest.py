@@ -243,8 +243,7 @@ def _no_manifests(repo: Path, commit: str, hint: str = "") -> str:
         )
     return (
         f"commit {commit[:12]} has no {MANIFESTS_DIR}/ folder: describe each package in "
-        f"{MANIFESTS_DIR}/<name>.yaml (superbuild init proposes them; see docs/manifest.md)"
-        + hint
+        f"{MANIFESTS_DIR}/<name>.yaml (superbuild init proposes them; see docs/manifest.md)" + hint
     )
 
 

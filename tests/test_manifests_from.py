@@ -171,7 +171,9 @@ def test_a_base_from_before_the_manifests(
     assert data["manifest_changes"] == []
     assert data["manifests"] == {"head": head, "base": manifests}
     expected = diff_tree(history.top, base, head)
-    assert sorted((c["path"], c["old_commit"], c["new_commit"]) for c in data["changes"]) == expected
+    assert (
+        sorted((c["path"], c["old_commit"], c["new_commit"]) for c in data["changes"]) == expected
+    )
     assert data["affected"] == ["tool"]
 
 
