@@ -117,7 +117,7 @@ def make_superproject(root: Path, product: Mapping[str, Mapping[str, str]]) -> P
     top = root / "superproject"
     run_git(None, "init", "-q", "-b", "main", os.fspath(top), env=env)
     for path, files in product.items():
-        upstream = root / "upstream" / path.rsplit("/", 1)[-1]
+        upstream = root / "upstream" / path
         make_component(upstream, files, env)
         run_git(
             top,
@@ -340,3 +340,63 @@ def test_json_carries_the_manifest_texts(product: Path, capsys: pytest.CaptureFi
     text = data["manifests"]["manifests/libs/libusbmuxd.yaml"]
     assert "  - libplist  # build-time: BuildRequires: libplist-devel >= 2.2.0\n" in text
     assert json.loads(json.dumps(data)) == data
+
+
+def test_components_init_cannot_read_are_named(
+    tmp_path: Path, rpm_home: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "broken.spec").write_text("Name: broken\nVersion: 1\n%if\n")
+    (specs / "huge.spec").write_text("# padding\n" * 110_000 + "Name: huge\n")
+    (specs / "tool.spec").write_text(
+        "Name: tool\nVersion: 1\nRelease: 1\nSummary: a tool\nLicense: MIT\n%description\nx\n"
+    )
+    top = make_superproject(
+        tmp_path,
+        {
+            "repos/a/tool": {"tool.spec": os.fspath(specs / "tool.spec")},
+            "repos/b/tool": {"tool.spec": os.fspath(specs / "tool.spec")},
+            "repos/broken": {"broken.spec": os.fspath(specs / "broken.spec")},
+            "repos/huge": {"huge.spec": os.fspath(specs / "huge.spec")},
+        },
+    )
+    # a gitlink whose commit is in no repository here (never cloned)
+    ghost = "1" * 40
+    run_git(top, "update-index", "--add", "--cacheinfo", f"160000,{ghost},repos/ghost")
+    run_git(top, "commit", "-q", "-m", "a ghost", env=git_env())
+    data = cli_json(capsys, "-C", str(top), "init", "--format", "json")
+    by_path = {c["path"]: c for c in data["components"]}
+    # clashing folder names: the dashed path
+    assert by_path["repos/a/tool"]["package"] == "repos-a-tool"
+    assert by_path["repos/b/tool"]["manifest"] == "manifests/b/repos-b-tool.yaml"
+    assert by_path["repos/broken"]["problem"].startswith("rpm cannot read broken.spec: ")
+    assert by_path["repos/broken"]["spec"] == "broken.spec"
+    assert by_path["repos/huge"]["problem"] == "huge.spec is larger than 1 MiB: not read"
+    assert by_path["repos/ghost"]["problem"] == (
+        "repos/ghost is not checked out and has no repository under .git/modules: run git "
+        "submodule update --init repos/ghost, then superbuild init again"
+    )
+    notes = "\n".join(data["notes"])
+    assert "ghost: repos/ghost is not checked out" in notes
+    assert "; its requires are not known" in notes
+    # each manifest is still valid: the whole product loads once committed
+    code, _out, err = cli(capsys, "-C", str(top), "init", "--write")
+    assert code == 0, err
+    run_git(top, "add", "manifests", env=git_env())
+    run_git(top, "commit", "-q", "-m", "manifests", env=git_env())
+    head = run_git(top, "rev-parse", "HEAD")
+    loaded = load_product(top, head, links=gitlinks(top, head))
+    assert sorted(loaded.packages) == ["broken", "ghost", "huge", "repos-a-tool", "repos-b-tool"]
+
+
+def test_write_refuses_a_manifests_link_out_of_the_superproject(
+    product: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (product / "manifests").symlink_to(outside)
+    code, _out, err = cli(capsys, "-C", str(product), "init", "--write")
+    assert code == 2
+    assert "leads outside" in err and "not written" in err
+    assert list(outside.iterdir()) == []

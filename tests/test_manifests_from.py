@@ -230,10 +230,14 @@ def test_graph_plan_and_build_of_an_old_commit(
         if line.startswith("160000")
     )
     assert [p["commit"] for p in plan["packages"]] == [links["repos/base"], links["repos/lib"]]
+    report = history.root / "report.json"
     code, _out, err = cli(
-        capsys, "-C", top, "build", "--head", old, "--manifests-from", manifests, "-j", "1"
-    )
+        capsys, "-C", top, "build", "--head", old, "--manifests-from", manifests, "-j", "1",
+        "--report", str(report),
+    )  # fmt: skip
     assert code == 0, err
+    data = json.loads(report.read_text())
+    assert data["head"] == old and data["manifests"] == manifests
     files = history.top / ".superbuild" / "output" / "files"
     # each package built from the commit the old superproject records
     assert (files / "base" / "base.txt").read_text() == "base\nmore\n"
