@@ -238,6 +238,13 @@ def test_graph_plan_and_build_of_an_old_commit(
     assert code == 0, err
     data = json.loads(report.read_text())
     assert data["head"] == old and data["manifests"] == manifests
+    # the build state recorded those builds under the borrowed manifests: nothing is left
+    since = cli_json(
+        capsys, "-C", top, "changed", "--since-last-success", "--head", old,
+        "--manifests-from", manifests, "--format", "json",
+    )  # fmt: skip
+    assert since["manifests"] == {"head": manifests, "base": None}
+    assert since["affected"] == []
     files = history.top / ".superbuild" / "output" / "files"
     # each package built from the commit the old superproject records
     assert (files / "base" / "base.txt").read_text() == "base\nmore\n"
