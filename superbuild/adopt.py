@@ -342,10 +342,10 @@ def _read_component(repo: Path, comp: Component, names: Mapping[str, str]) -> No
     folder = PurePosixPath(comp.path).name
     every = sorted(specs)
     if len(every) > MAX_SPECS:
-        comp.candidates = tuple(every)
+        comp.candidates = tuple(every[:MAX_SPECS])  # the first ones: a hint, not a list
         comp.problem = (
-            f"{len(every)} spec files in {comp.path} and none alone at its root: "
-            "choose one with spec:"
+            f"{len(every)} spec files in {comp.path} and none alone at its root "
+            f"(more than {MAX_SPECS}: none read): choose one with spec:"
         )
         return
     readings: dict[str, SpecReading] = {}
@@ -361,9 +361,8 @@ def _read_component(repo: Path, comp: Component, names: Mapping[str, str]) -> No
         return
     comp.candidates = tuple(every)
     comp.problem = (
-        f"{len(every)} spec files in {comp.path} ({', '.join(every)})"
-        + (" and none alone at its root" if len(root) != 1 else "")
-        + f", none (or several) with Name {folder}: choose one with spec:"
+        f"{len(every)} spec files in {comp.path} ({', '.join(every)}) and none alone at "
+        f"its root, none (or several) with Name {folder}: choose one with spec:"
     )
 
 

@@ -359,6 +359,10 @@ def test_components_init_cannot_read_are_named(
             "repos/b/tool": {"tool.spec": os.fspath(specs / "tool.spec")},
             "repos/broken": {"broken.spec": os.fspath(specs / "broken.spec")},
             "repos/huge": {"huge.spec": os.fspath(specs / "huge.spec")},
+            # a spec mirror: more spec files than init parses, none at the root
+            "repos/many": {
+                f"specs/s{i:02}.spec": os.fspath(specs / "tool.spec") for i in range(17)
+            },
         },
     )
     # a gitlink whose commit is in no repository here (never cloned)
@@ -373,6 +377,11 @@ def test_components_init_cannot_read_are_named(
     assert by_path["repos/broken"]["problem"].startswith("rpm cannot read broken.spec: ")
     assert by_path["repos/broken"]["spec"] == "broken.spec"
     assert by_path["repos/huge"]["problem"] == "huge.spec is larger than 1 MiB: not read"
+    assert by_path["repos/many"]["problem"] == (
+        "17 spec files in repos/many and none alone at its root (more than 16: none read): "
+        "choose one with spec:"
+    )
+    assert len(by_path["repos/many"]["spec_candidates"]) == 16
     assert by_path["repos/ghost"]["problem"] == (
         "repos/ghost is not checked out and has no repository under .git/modules: run git "
         "submodule update --init repos/ghost, then superbuild init again"
@@ -387,7 +396,14 @@ def test_components_init_cannot_read_are_named(
     run_git(top, "commit", "-q", "-m", "manifests", env=git_env())
     head = run_git(top, "rev-parse", "HEAD")
     loaded = load_product(top, head, links=gitlinks(top, head))
-    assert sorted(loaded.packages) == ["broken", "ghost", "huge", "repos-a-tool", "repos-b-tool"]
+    assert sorted(loaded.packages) == [
+        "broken",
+        "ghost",
+        "huge",
+        "many",
+        "repos-a-tool",
+        "repos-b-tool",
+    ]
 
 
 def test_write_refuses_a_manifests_link_out_of_the_superproject(
