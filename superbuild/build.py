@@ -117,6 +117,7 @@ class BuildResult:
             started=self.started,
             finished=self.finished,
             metadata_error=self.metadata_error,
+            manifests=plan.product.manifests,
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal, NamedTuple
 
 from superbuild import git as g
 from superbuild.ci import GREEN, resolve_green
-from superbuild.errors import GitError, UsageError
+from superbuild.errors import GitError, ManifestError, UsageError
 from superbuild.manifest import (
     MANIFESTS_DIR,
     SETTINGS_FILE,
@@ -83,11 +83,19 @@ class ChangeSet:
         return {
             "base": self.base,
             "head": self.head,
+            "manifests": self.manifests_json(),
             "changes": [c.to_json() for c in self.changes],
             "manifest_changes": self.manifest_changes,
             "affected": self.affected,
             "waves": self.waves,
             "unmanaged": self.unmanaged,
+        }
+
+    def manifests_json(self) -> dict[str, str | None]:
+        """Whose ``manifests/`` judged each side (``--manifests-from``), null: none did."""
+        return {
+            "head": self.product.manifests,
+            "base": self.base_product.manifests if self.base is not None else None,
         }
 
     def why(self, name: str) -> str:
@@ -109,6 +117,19 @@ class Range(NamedTuple):
     head_ids: tuple[str | None, str | None]  # manifests tree, settings blob
     base_ids: tuple[str | None, str | None] | None  # None: unknown yet (explicit base)
     warnings: tuple[str, ...] = ()
+    #: ``--manifests-from``: the commit whose manifests judge a commit that has none,
+    #: and the ids of its manifests tree and settings blob.
+    manifests_from: str | None = None
+    from_ids: tuple[str | None, str | None] = (None, None)
+    #: The verb offers ``--manifests-from``: the "no manifests" error names it.
+    offer: bool = False
+
+
+#: The end of the "no manifests/ folder" error where ``--manifests-from`` is offered.
+MANIFESTS_FROM_HINT = (
+    "; or judge it by the manifests of a commit that has them: --manifests-from REV "
+    "(see docs/adopting.md)"
+)
 
 
 def _ids(found: list[tuple[str, str] | None], i: int) -> tuple[str | None, str | None]:
@@ -119,9 +140,20 @@ def _ids(found: list[tuple[str, str] | None], i: int) -> tuple[str | None, str |
     )
 
 
-def resolve_range(repo: Path, base: str | None, head: str = "HEAD") -> Range:
-    """Resolve ``--base``/``--head``: base is merge-base(base, head), else head's first parent."""
-    for option, rev in (("--head", head), ("--base", base)):
+def resolve_range(
+    repo: Path,
+    base: str | None,
+    head: str = "HEAD",
+    manifests_from: str | None = None,
+    *,
+    offer: bool = False,
+) -> Range:
+    """Resolve ``--base``/``--head``: base is merge-base(base, head), else head's first parent.
+
+    ``manifests_from`` (``--manifests-from REV``) is resolved in the same git process;
+    ``offer``: the verb has that option (its "no manifests" error names it).
+    """
+    for option, rev in (("--head", head), ("--base", base), ("--manifests-from", manifests_from)):
         if rev is not None and (not rev or rev.startswith("-")):
             raise UsageError(f"invalid {option} revision {rev!r}")
     specs = [
@@ -139,6 +171,13 @@ def resolve_range(repo: Path, base: str | None, head: str = "HEAD") -> Range:
         warnings = (warning,) if warning else ()
     if base is not None:
         specs.append(f"{base}^{{commit}}")
+    at = len(specs)
+    if manifests_from is not None:
+        specs += [
+            f"{manifests_from}^{{commit}}",
+            f"{manifests_from}^{{commit}}:{MANIFESTS_DIR}",
+            f"{manifests_from}^{{commit}}:{SETTINGS_FILE}",
+        ]
     found = g.resolve(repo, specs)
     if found[0] is None:
         raise GitError(
@@ -146,6 +185,23 @@ def resolve_range(repo: Path, base: str | None, head: str = "HEAD") -> Range:
             "(check the name, or fetch it: git fetch origin)"
         )
     head_oid = found[0][0]
+    borrowed: dict[str, Any] = {"offer": offer}
+    if manifests_from is not None:
+        hit = found[at]
+        if hit is None:
+            raise GitError(
+                f"unknown --manifests-from revision {manifests_from!r}: no such commit in "
+                f"{repo} (check the name, or fetch it: git fetch origin)"
+            )
+        source = hit[0]
+        from_ids = _ids(found, at + 1)
+        if from_ids[0] is None:
+            raise ManifestError(
+                f"--manifests-from {manifests_from}: commit {source[:12]} has no "
+                f"{MANIFESTS_DIR}/ folder either: name a commit that has them (the first "
+                "that does, or HEAD)"
+            )
+        borrowed.update(manifests_from=source, from_ids=from_ids)
     if base is None:
         parent = found[3][0] if found[3] else None
         return Range(
@@ -154,6 +210,7 @@ def resolve_range(repo: Path, base: str | None, head: str = "HEAD") -> Range:
             _ids(found, 1),
             _ids(found, 4) if parent else (None, None),
             warnings,
+            **borrowed,
         )
     if found[6] is None:
         raise GitError(
@@ -161,7 +218,7 @@ def resolve_range(repo: Path, base: str | None, head: str = "HEAD") -> Range:
             "(check the name, or fetch it: git fetch origin)"
         )
     base_oid = g.merge_base(repo, found[6][0], head_oid)
-    return Range(base_oid, head_oid, _ids(found, 1), None, warnings)
+    return Range(base_oid, head_oid, _ids(found, 1), None, warnings, **borrowed)
 
 
 def cache_dir(repo: Path) -> Path:
@@ -171,10 +228,67 @@ def cache_dir(repo: Path) -> Path:
 def load_head(repo: Path, rng: Range) -> tuple[Product, dict[str, str]]:
     """The product at head, validated (manifest paths must be gitlinks), and its gitlinks."""
     links = g.gitlinks(repo, rng.head)
-    product = load_product(
-        repo, rng.head, cache_dir=cache_dir(repo), tree_ids=rng.head_ids, links=links
+    return _head_product(repo, rng, links), links
+
+
+def _head_product(repo: Path, rng: Range, links: Mapping[str, str]) -> Product:
+    """Head's own manifests, validated against its gitlinks; with none, ``--manifests-from``'s."""
+    if rng.head_ids[0] is None and rng.manifests_from is not None:
+        return borrow(repo, rng, rng.head, links)
+    return load_product(
+        repo,
+        rng.head,
+        cache_dir=cache_dir(repo),
+        tree_ids=rng.head_ids,
+        links=links,
+        missing_hint=MANIFESTS_FROM_HINT if rng.offer else "",
     )
-    return product, links
+
+
+def borrow(repo: Path, rng: Range, commit: str, links: Mapping[str, str] | None) -> Product:
+    """``rng.manifests_from``'s product as the product of ``commit`` (which has no manifests).
+
+    The borrowed manifests are validated as they are at their own commit.  Given
+    ``links`` (``commit``'s gitlinks), packages whose path is no gitlink there (a
+    submodule added later) are left out, named in ``left_out``: ``commit`` predates them.
+    The base side of a range passes no links: there, the manifests only name packages.
+    """
+    assert rng.manifests_from is not None
+    source = rng.manifests_from
+    try:
+        found = load_product(repo, source, cache_dir=cache_dir(repo), tree_ids=rng.from_ids)
+    except ManifestError as exc:
+        raise ManifestError(
+            *(f"--manifests-from {source[:12]}: {line}" for line in exc.lines)
+        ) from None
+    entries = found.entries
+    left_out: list[str] = []
+    if links is not None:
+        left_out = sorted(n for n, e in entries.items() if e.path not in links)
+        entries = {n: e for n, e in entries.items() if e.path in links}
+    product = Product(commit, entries, found.settings_data)
+    product.manifests = source
+    product.left_out = tuple(left_out)
+    return product
+
+
+def borrowed_notes(product: Product, base: Product | None = None) -> list[str]:
+    """What ``--manifests-from`` did, one line each (for stderr)."""
+    notes = []
+    for side, found in (("", product), ("base ", base)):
+        if found is None or found.commit is None or found.manifests in (found.commit, None):
+            continue
+        assert found.manifests is not None
+        notes.append(
+            f"{side}commit {found.commit[:12]} has no {MANIFESTS_DIR}/: judged by the "
+            f"manifests of {found.manifests[:12]} (--manifests-from)"
+        )
+        if found.left_out:
+            notes.append(
+                f"packages of {found.manifests[:12]} whose path is not a submodule in "
+                f"{found.commit[:12]} (added later), left out: {', '.join(found.left_out)}"
+            )
+    return notes
 
 
 def detect(repo: Path, rng: Range) -> ChangeSet:
@@ -198,9 +312,7 @@ def detect(repo: Path, rng: Range) -> ChangeSet:
         lister.join()
     if errors:
         raise errors[0]
-    product = load_product(
-        repo, rng.head, cache_dir=cache_dir(repo), tree_ids=rng.head_ids, links=links
-    )
+    product = _head_product(repo, rng, links)
     base_product = _load_base(repo, rng, product)
     result = _changeset(repo, rng, raw, product, base_product)
     result.links = links
@@ -275,7 +387,9 @@ def _load_base(repo: Path, rng: Range, head_product: Product) -> Product:
     if ids is None:
         found = g.resolve(repo, [f"{rng.base}:{MANIFESTS_DIR}", f"{rng.base}:{SETTINGS_FILE}"])
         ids = _ids(found, 0)
-    if ids == rng.head_ids:
+    if ids[0] is None and rng.manifests_from is not None:
+        return borrow(repo, rng, rng.base, None)
+    if ids == rng.head_ids and head_product.manifests == rng.head:
         return Product(rng.base, head_product.entries, head_product.settings_data)
     return load_product(repo, rng.base, strict=False, cache_dir=cache_dir(repo), tree_ids=ids)
 

@@ -29,6 +29,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "graph": ("graph", "the dependency graph of --head"),
     "plan": ("plan", "what a build would do, wave by wave, without building"),
     "build": ("build", "build the selected packages in dependency order"),
+    "init": ("init", "propose manifests/ for an existing superproject, from its specs"),
     "status": ("status", "each package: recorded commit, checkout, last build"),
     "clean": ("clean", "remove the logs and scratch of old runs"),
     "hook": ("hook", "install, uninstall or run the git pre-push hook"),

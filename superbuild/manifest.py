@@ -100,6 +100,11 @@ class Product:
         self.commit = commit
         self.entries = dict(sorted(entries.items()))
         self.settings_data: dict[str, Any] = dict(settings or {})
+        #: The commit whose ``manifests/`` these are: ``commit`` itself, another commit's
+        #: (``--manifests-from``), or None when no manifests describe it.
+        self.manifests: str | None = commit
+        #: Packages of the borrowed manifests whose path is no gitlink of ``commit``.
+        self.left_out: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -180,6 +185,7 @@ def load_product(
     cache_dir: Path | None = None,
     tree_ids: tuple[str | None, str | None] | None = None,
     links: Mapping[str, str] | None = None,
+    missing_hint: str = "",
 ) -> Product:
     """Read, validate and default the manifests of ``commit``.
 
@@ -189,6 +195,8 @@ def load_product(
     ``strict=False`` is for the *base* side of a comparison: problems are tolerated and
     whatever parses is used to name packages.  ``tree_ids`` are the object ids of
     ``commit:manifests`` and ``commit:superbuild.yaml`` when the caller resolved them.
+    ``missing_hint`` ends the error for a commit without ``manifests/`` (what else the
+    caller's verb can do).
     """
     if tree_ids is None:
         found = g.resolve(repo, [f"{commit}:{MANIFESTS_DIR}", f"{commit}:{SETTINGS_FILE}"])
@@ -199,8 +207,10 @@ def load_product(
     tree, settings_blob = tree_ids
     if tree is None:
         if strict:
-            raise ManifestError(_no_manifests(repo, commit))
-        return Product(commit, {})
+            raise ManifestError(_no_manifests(repo, commit, missing_hint))
+        empty = Product(commit, {})
+        empty.manifests = None
+        return empty
     key = (
         f"manifests-{CACHE_FORMAT}-{__version__}-{sys.implementation.cache_tag}-"
         f"{tree}-{settings_blob or 'none'}.marshal"
@@ -221,8 +231,9 @@ def load_product(
     return product
 
 
-def _no_manifests(repo: Path, commit: str) -> str:
-    """Why a commit without ``manifests/`` cannot be analysed (an error path: may ask git)."""
+def _no_manifests(repo: Path, commit: str, hint: str = "") -> str:
+    """Why a commit without ``manifests/`` cannot be analysed (an error path: may ask git);
+    ``hint`` ends it unless the cause is running in a submodule."""
     found = superproject_of(repo)
     if found is not None:
         top, path = found
@@ -232,7 +243,7 @@ def _no_manifests(repo: Path, commit: str) -> str:
         )
     return (
         f"commit {commit[:12]} has no {MANIFESTS_DIR}/ folder: describe each package in "
-        f"{MANIFESTS_DIR}/<name>.yaml (see docs/manifest.md)"
+        f"{MANIFESTS_DIR}/<name>.yaml (superbuild init proposes them; see docs/manifest.md)" + hint
     )
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from superbuild.changes import ChangeSet, detect, load_head, resolve_range
+from superbuild.changes import ChangeSet, borrowed_notes, detect, load_head, resolve_range
 from superbuild.errors import UsageError
 from superbuild.manifest import Product, unknown_package_message
 from superbuild.state import BuildState, since_last_success
@@ -58,6 +58,8 @@ class PlanRequest:
     up_to: tuple[str, ...] = ()
     above: tuple[str, ...] = ()
     skip: tuple[str, ...] = ()
+    #: ``--manifests-from``: the commit whose manifests judge commits that have none.
+    manifests_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -173,7 +175,7 @@ def plan(repo: Path, request: PlanRequest, state: BuildState | None = None) -> P
 def _plan(repo: Path, request: PlanRequest, state: BuildState | None) -> Plan | NoPlan:
     if request.mode == "retry-failed":
         return _retry_failed(repo, request, state)
-    rng = resolve_range(repo, request.base, request.head)
+    rng = resolve_range(repo, request.base, request.head, request.manifests_from, offer=True)
     notes = [Note(w, warning=True) for w in rng.warnings]
     if request.mode == "since-last-success":
         product, links = load_head(repo, rng)
@@ -193,6 +195,8 @@ def _plan(repo: Path, request: PlanRequest, state: BuildState | None) -> Plan | 
             reasons=changeset.reasons,
             changeset=changeset,
         )
+    base = found.changeset.base_product if found.changeset else None
+    notes += [Note(n) for n in borrowed_notes(found.product, base)]
     found.notes[:0] = notes
     return found
 
@@ -211,8 +215,9 @@ def _retry_failed(repo: Path, request: PlanRequest, state: BuildState | None) ->
                 )
             ]
         )
-    product, links = load_head(repo, resolve_range(repo, None, request.head))
-    notes: list[Note] = []
+    rng = resolve_range(repo, None, request.head, request.manifests_from, offer=True)
+    product, links = load_head(repo, rng)
+    notes: list[Note] = [Note(n) for n in borrowed_notes(product)]
     gone = [b.package for b in unfinished if b.package not in product.packages]
     if gone:
         notes.append(

@@ -60,6 +60,8 @@ class BuildReport:
     started: float
     finished: float
     metadata_error: str | None = None
+    #: The commit whose ``manifests/`` described head (``--manifests-from``), if not head.
+    manifests: str | None = None
 
     @property
     def duration_s(self) -> float:
@@ -80,6 +82,8 @@ class BuildReport:
         }
         if self.metadata_error:
             data["metadata_error"] = self.metadata_error
+        if self.manifests is not None and self.manifests != self.head:
+            data["manifests"] = self.manifests
         return data
 
 

@@ -70,6 +70,17 @@ def add_range(p: argparse.ArgumentParser) -> None:
         "plus their dependents",
     )
     add_head(p)
+    add_manifests_from(p)
+
+
+def add_manifests_from(p: argparse.ArgumentParser) -> None:
+    """``--manifests-from REV``: history from before the manifests, judged by REV's."""
+    p.add_argument(
+        "--manifests-from",
+        metavar="REV",
+        help="judge commits that have no manifests/ folder by REV's manifests (e.g. the "
+        "first commit that has them, or HEAD); paths are checked against the analysed commit",
+    )
 
 
 def add_selection(p: argparse.ArgumentParser) -> None:

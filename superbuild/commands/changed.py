@@ -8,10 +8,11 @@ Range: --base REV..--head REV (default: head's first parent..HEAD), or
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 from superbuild import ci
-from superbuild.changes import detect, resolve_range
+from superbuild.changes import borrowed_notes, detect, resolve_range
 from superbuild.commands import add_range, print_json, superproject, warn
 from superbuild.errors import EXIT_FAILED
 
@@ -57,9 +58,11 @@ def run(args: argparse.Namespace) -> int:
     repo = superproject(args)
     if args.since_last_success:
         return _since_last_success(args)
-    rng = resolve_range(repo, args.base, args.head)
+    rng = resolve_range(repo, args.base, args.head, args.manifests_from, offer=True)
     warn(*rng.warnings)
     changeset = detect(repo, rng)
+    for note in borrowed_notes(changeset.product, changeset.base_product):
+        print(note, file=sys.stderr)
     if args.why and args.format == "json":
         print_json(why_json(changeset.product, changeset.affected, changeset.reasons, args.why))
     elif args.why:
@@ -94,6 +97,7 @@ def _since_last_success(args: argparse.Namespace) -> int:
         data: dict[str, Any] = {
             "base": None,
             "head": found.product.commit or "",
+            "manifests": {"head": found.product.manifests, "base": None},
             "changes": [],
             "manifest_changes": [],
             "affected": affected,

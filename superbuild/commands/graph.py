@@ -8,14 +8,16 @@ dot (Graphviz) and mermaid draw an edge from each package to the packages that n
 from __future__ import annotations
 
 import argparse
+import sys
 
-from superbuild.changes import load_head, resolve_range
-from superbuild.commands import add_head, print_json, superproject
+from superbuild.changes import borrowed_notes, load_head, resolve_range
+from superbuild.commands import add_head, add_manifests_from, print_json, superproject
 from superbuild.manifest import Product
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_head(p, "the commit to read")
+    add_manifests_from(p)
     p.add_argument(
         "--format",
         choices=["text", "json", "dot", "mermaid"],
@@ -31,6 +33,7 @@ def graph_json(product: Product) -> dict[str, object]:
     waves = graph.waves()
     return {
         "commit": product.commit,
+        "manifests": product.manifests,
         "packages": [
             {
                 "name": name,
@@ -78,7 +81,10 @@ def graph_mermaid(product: Product) -> str:
 
 def run(args: argparse.Namespace) -> int:
     repo = superproject(args)
-    product, _links = load_head(repo, resolve_range(repo, None, args.head))
+    rng = resolve_range(repo, None, args.head, args.manifests_from, offer=True)
+    product, _links = load_head(repo, rng)
+    for note in borrowed_notes(product):
+        print(note, file=sys.stderr)
     if args.format == "json":
         print_json(graph_json(product))
     elif args.format == "dot":

@@ -37,6 +37,11 @@ def plan_json(plan: Plan, previews: dict[str, dict[str, str]] | None = None) -> 
     data: dict[str, Any] = {
         "head": plan.product.commit,
         "base": plan.changeset.base if plan.changeset else None,
+        "manifests": (
+            plan.changeset.manifests_json()
+            if plan.changeset
+            else {"head": plan.product.manifests, "base": None}
+        ),
         "selection": plan.origin,
         "waves": plan.waves,
         "packages": [
