@@ -121,8 +121,12 @@ def child_env(mark: str) -> dict[str, str]:
     return {**os.environ, MARK: mark, "PYTHONPATH": path}
 
 
+#: The mark of each build start_build started, by pid.
+MARKS: dict[int, str] = {}
+
+
 def start_build(sp: Path, mark: str, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    child = subprocess.Popen(
         [sys.executable, "-m", "superbuild", "build", *args],
         cwd=sp,
         env=child_env(mark),
@@ -131,6 +135,8 @@ def start_build(sp: Path, mark: str, *args: str) -> subprocess.Popen[bytes]:
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    MARKS[child.pid] = mark
+    return child
 
 
 #: Longest a follow-up build may take: a hang fails the test instead of holding CI.
@@ -298,9 +304,9 @@ def _run_trials(trials: Trials, random_trials: int, chosen: bool, seed: int) -> 
 
 
 def createrepo_running_of(child: subprocess.Popen[bytes]) -> Callable[[], bool]:
-    mark = Path(f"/proc/{child.pid}/environ").read_bytes().split(b"\0")
-    value = next(e for e in mark if e.startswith(MARK.encode())).split(b"=", 1)[1].decode()
-    return createrepo_running(value)
+    # The mark start_build gave the child (its args; /proc/PID/environ reads empty while
+    # the child is still between fork and exec).
+    return createrepo_running(MARKS[child.pid])
 
 
 @pytest.fixture
