@@ -30,6 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "plan": ("plan", "what a build would do, wave by wave, without building"),
     "build": ("build", "build the selected packages in dependency order"),
     "status": ("status", "each package: recorded commit, checkout, last build"),
+    "release": ("release", "compose, list, diff and publish releases (yum repositories)"),
     "clean": ("clean", "remove the logs and scratch of old runs"),
     "hook": ("hook", "install, uninstall or run the git pre-push hook"),
     "mark-green": ("green", "record --head as the last green commit of its branch (a git ref)"),
