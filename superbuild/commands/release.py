@@ -179,7 +179,7 @@ def _list(repo: Path, args: argparse.Namespace) -> int:
         print("no releases (superbuild release create NAME makes one)")
     for r in rows:
         print(
-            f"{r['name']}\t{r['created_at']}\t{r['superproject_commit'][:12]}\t"
+            f"{r['name']}\t{r['created_at'][:19]}\t{r['superproject_commit'][:12]}\t"
             f"{plural(r['packages'], 'package')}\t{_size(r['bytes'])}"
         )
     return 0

@@ -24,9 +24,9 @@ import json
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -278,13 +278,30 @@ def create(
     Every package of the product at ``head``, for every target, must have a successful
     build whose build key is the key ``head`` gives it (:func:`superbuild.state.build_inputs`,
     as ``plan --since-last-success`` computes it); the missing ones raise one line.
+    Holds the releases' lock throughout: ``gc`` cannot take a pool file meanwhile.
     """
+    check_name(name)
+    chosen = _targets(targets)
+    layout.state_dir(repo)  # its .gitignore, before releases/ is made in it
+    root = layout.releases_root(repo)
+    with locked(root):
+        remove_dead_temps(root)
+        return _create(repo, root, name, head, chosen, base, allow_downgrade=allow_downgrade)
+
+
+def _create(  # noqa: PLR0917 - the arguments of create, checked
+    repo: Path,
+    root: Path,
+    name: str,
+    head: str,
+    chosen: list[str],
+    base: str | None,
+    *,
+    allow_downgrade: bool,
+) -> Created:
     from superbuild.changes import load_head, resolve_range
     from superbuild.state import BuildState, build_inputs
 
-    check_name(name)
-    chosen = _targets(targets)
-    root = layout.releases_root(repo)
     if (root / name).exists():
         raise ReleaseError(
             f"release {name!r} exists: releases never change (superbuild release delete "
@@ -301,7 +318,7 @@ def create(
         names = " ".join(sorted({n for n, _ in missing}))
         raise ReleaseError(
             f"no successful build of {len(missing)} package(s) at {rng.head[:12]}: {names} "
-            f"(build them first: superbuild build --head {head} --packages-select {names})"
+            f"(build them first: superbuild build --head {head} --all --packages-select {names})"
         )
     pool = layout.pool_root(repo)
     entries: list[tuple[str, str, dict[str, Any], list[tuple[Path, str, str, int]]]] = []
@@ -335,7 +352,7 @@ def create(
         names = " ".join(sorted(set(absent)))
         raise ReleaseError(
             f"the pool has lost files of {names} (removed by hand?): rebuild them "
-            f"(superbuild build --head {head} --packages-select {names})"
+            f"(superbuild build --head {head} --all --packages-select {names})"
         )
     headers = iter(_headers([src for *_, rpms in entries for src, *_ in rpms]))
     packages: list[dict[str, Any]] = []
@@ -388,59 +405,54 @@ def create(
                     "make the same RPM; rename one"
                 )
 
-    with locked(root):
-        remove_dead_temps(root)
-        if (root / name).exists():
-            raise ReleaseError(f"release {name!r} exists: releases never change")
-        existing = releases(root)
-        base_data = _base(root, existing, base)
-        downgrades = _downgrades(base_data, packages) if base_data else []
-        if downgrades and not allow_downgrade:
-            raise ReleaseError(
-                *(
-                    f"{d.package} ({d.target}) would go from {d.old} in release "
-                    f"{base_data['name'] if base_data else '?'} down to {d.new}: bump Epoch: "
-                    f"in its spec (or pass --allow-downgrade to record the downgrade)"
-                    for d in downgrades
-                )
+    existing = releases(root)
+    base_data = _base(root, existing, base)
+    downgrades = _downgrades(base_data, packages) if base_data else []
+    if downgrades and not allow_downgrade:
+        raise ReleaseError(
+            *(
+                f"{d.package} ({d.target}) would go from {d.old} in release "
+                f"{base_data['name'] if base_data else '?'} down to {d.new}: bump Epoch: "
+                f"in its spec (or pass --allow-downgrade to record the downgrade)"
+                for d in downgrades
             )
-        known = {rpm["sha256"] for data in existing for p in data["packages"] for rpm in p["rpms"]}
-        added = {
-            rpm["sha256"]: rpm["size"]
-            for p in packages
-            for rpm in p["rpms"]
-            if rpm["sha256"] not in known
-        }
-        total = sum(rpm["size"] for p in packages for rpm in p["rpms"])
-        data = {
-            "format": FORMAT,
-            "name": name,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "superbuild_version": __version__,
-            "superproject_commit": rng.head,
-            "targets": list(chosen),
-            "base": base_data["name"] if base_data else None,
-            "allow_downgrade": allow_downgrade,
-            "downgrades": [d.to_json() for d in downgrades],
-            "repositories": [
-                {"target": t, "repo": r, "kind": k, "path": folder}
-                for (t, r, k), folder in sorted(folders.items())
-            ],
-            "bytes": total,
-            "bytes_added": sum(added.values()),
-            "packages": sorted(packages, key=lambda p: (p["target"], p["name"])),
-        }
-        tmp = root / temp_name(name)
-        try:
-            _assemble(
-                repo, tmp, data, entries, sign_key=settings.sign_key, gpg_home=settings.gpg_home
-            )
-            fsync_tree(tmp)
-            os.rename(tmp, root / name)  # noqa: PTH104 - refuses an existing folder
-            fsync_dir(root)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        )
+    known = {rpm["sha256"] for data in existing for p in data["packages"] for rpm in p["rpms"]}
+    added = {
+        rpm["sha256"]: rpm["size"]
+        for p in packages
+        for rpm in p["rpms"]
+        if rpm["sha256"] not in known
+    }
+    total = sum(rpm["size"] for p in packages for rpm in p["rpms"])
+    data = {
+        "format": FORMAT,
+        "name": name,
+        # Microseconds: the newest release is the base of the next, even within a second.
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "superbuild_version": __version__,
+        "superproject_commit": rng.head,
+        "targets": list(chosen),
+        "base": base_data["name"] if base_data else None,
+        "allow_downgrade": allow_downgrade,
+        "downgrades": [d.to_json() for d in downgrades],
+        "repositories": [
+            {"target": t, "repo": r, "kind": k, "path": folder}
+            for (t, r, k), folder in sorted(folders.items())
+        ],
+        "bytes": total,
+        "bytes_added": sum(added.values()),
+        "packages": sorted(packages, key=lambda p: (p["target"], p["name"])),
+    }
+    tmp = root / temp_name(name)
+    try:
+        _assemble(repo, tmp, data, entries, sign_key=settings.sign_key, gpg_home=settings.gpg_home)
+        fsync_tree(tmp)
+        os.rename(tmp, root / name)  # noqa: PTH104 - the name is free: checked under the lock
+        fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return Created(
         name,
         root / name,
@@ -578,6 +590,7 @@ def gc(repo: Path) -> Collected:
     from superbuild.release.pool import contents
     from superbuild.state import BuildLock, BuildState
 
+    layout.state_dir(repo)
     root = layout.releases_root(repo)
     with BuildLock(repo, "release gc"), locked(root):
         remove_dead_temps(root)

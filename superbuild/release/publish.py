@@ -19,6 +19,7 @@ from superbuild.release.compose import (
     ReleaseError,
     fsync_dir,
     fsync_tree,
+    locked,
     read_release,
     remove_dead_temps,
     temp_name,
@@ -39,6 +40,11 @@ def publish(repo: Path, name: str, dest: Path) -> Path:
     """
     root = layout.releases_root(repo)
     read_release(root, name)
+    with locked(root):  # a delete meanwhile would take files from under the copy
+        return _publish(root, name, dest)
+
+
+def _publish(root: Path, name: str, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     final = dest / name
     remove_dead_temps(dest)
