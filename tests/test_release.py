@@ -281,6 +281,10 @@ def test_publish_is_atomic_under_sigkill(built: SampleSuperproject, tmp_path: Pa
     edit_package(built, "tool", "payload.txt", "tool, second edition\n")
     ok(built, *BUILD)
     ok(built, "release", "create", "R2")
+    (tmp_path / "a-file").write_text("")
+    bad = sb(built, "release", "publish", "R1", str(tmp_path / "a-file" / "www"))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "a-file" in bad.stderr, bad.stderr
     dest = tmp_path / "www"
     out = ok(built, "release", "publish", "R1", str(dest))
     assert "published release R1" in out

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from superbuild.commands import add_head, add_repo, plural, print_json, superproject, warn
+from superbuild.release.compose import ReleaseError
 
 _FORMATS = ("text", "json")
 
@@ -100,6 +101,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     repo = superproject(args)
+    try:
+        return _run(repo, args)
+    except OSError as exc:
+        # A full disk, a read-only DEST...: one line naming the file, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise ReleaseError(
+            f"release {args.release_action}: {where}{exc.strerror or exc} (nothing was "
+            "changed: releases and publications are written whole or not at all)"
+        ) from None
+
+
+def _run(repo: Path, args: argparse.Namespace) -> int:
     action = args.release_action
     if action == "create":
         return _create(repo, args)
