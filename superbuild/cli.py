@@ -31,6 +31,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "build": ("build", "build the selected packages in dependency order"),
     "init": ("init", "propose manifests/ for an existing superproject, from its specs"),
     "status": ("status", "each package: recorded commit, checkout, last build"),
+    "release": ("release", "compose, list, diff and publish releases (yum repositories)"),
     "clean": ("clean", "remove the logs and scratch of old runs"),
     "hook": ("hook", "install, uninstall or run the git pre-push hook"),
     "mark-green": ("green", "record --head as the last green commit of its branch (a git ref)"),

@@ -9,6 +9,9 @@
         logs/<run>/report.json
         logs/latest -> <run>
         work/<run>/<package>/           scratch of a running build
+        pool/<sha256[:2]>/<sha256>      every successful build's artifacts, content-addressed
+                                        (hard links: they outlive the output's replacements)
+        releases/<name>/                the releases (``superbuild release``), links into pool/
         state.db                        the build state (``superbuild.state``)
         build.lock                      held by the running build
 
@@ -30,6 +33,8 @@ LOGS_DIR = "logs"
 WORK_DIR = "work"
 LATEST = "latest"
 REPORT_FILE = "report.json"
+POOL_DIR = "pool"
+RELEASES_DIR = "releases"
 
 _GITIGNORE = "# created by superbuild: build state, logs and outputs\n*\n"
 
@@ -67,6 +72,16 @@ def logs_root(repo: Path) -> Path:
 def work_root(repo: Path) -> Path:
     """``.superbuild/work``: one scratch folder per running build."""
     return state_path(repo) / WORK_DIR
+
+
+def pool_root(repo: Path) -> Path:
+    """``.superbuild/pool``: artifacts by sha256 (``superbuild.release.pool``)."""
+    return state_path(repo) / POOL_DIR
+
+
+def releases_root(repo: Path) -> Path:
+    """``.superbuild/releases``: one folder per release (``superbuild.release``)."""
+    return state_path(repo) / RELEASES_DIR
 
 
 def run_logs(repo: Path, run_id: str) -> Path:

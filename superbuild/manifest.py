@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 MANIFESTS_DIR = "manifests"
 SETTINGS_FILE = "superbuild.yaml"
-CACHE_FORMAT = 5
+CACHE_FORMAT = 6
 
 
 class Entry(NamedTuple):
@@ -65,6 +65,7 @@ class Entry(NamedTuple):
     archive_command: tuple[str, ...]
     archive_upstream: str | None
     archive_patches: str
+    repo: str
     blob: str
     digest: str
 
@@ -329,7 +330,10 @@ def _parse(
                 executor=raw.get("executor"),
                 scheduler_address=raw.get("scheduler_address"),
                 keep_runs=raw.get("keep_runs", Settings().keep_runs),
+                release_binary=raw.get("releases", {}).get("binary", Settings().release_binary),
+                release_source=raw.get("releases", {}).get("source", Settings().release_source),
             )
+            problems.extend(_releases_problems(settings))
     import re
 
     by_name: dict[str, list[str]] = {}
@@ -355,6 +359,7 @@ def _parse(
             if made is not None:
                 found.extend(_archive_problems(made))
                 found.extend(_env_problems(made))
+                found.extend(_repo_problems(made))
                 made = None if found else made
             _MEMO[key] = (made, found)
         parsed, found = _MEMO[key]
@@ -440,6 +445,7 @@ def _package(
         archive_command=tuple(command),
         archive_upstream=archive.get("upstream"),
         archive_patches=archive.get("patches", "per-commit"),
+        repo=data.get("repo", "main"),
         blob=blob,
     )
 
@@ -495,6 +501,63 @@ def _archive_problems(pkg: Package) -> list[str]:
             )
     if pkg.archive_name in (".", ".."):
         problems.append(f"{pkg.manifest}: archive.name {pkg.archive_name!r} is not a file name")
+    return problems
+
+
+def relative_path_problem(value: str) -> str | None:
+    """Why ``value`` is not a safe relative path (absolute, empty, ``.``/``..`` or empty
+    parts), or None: the rule of every path a commit names inside superbuild's folders."""
+    parts = value.split("/")
+    if not value or value.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return "must be a relative path without '.', '..' or empty parts"
+    if any(ord(c) < 32 or c == "\\" for c in value):
+        return "must not contain control characters or backslashes"
+    return None
+
+
+def _repo_problems(pkg: Package) -> list[str]:
+    """``repo:`` must name a folder inside a release (``deps/misc``)."""
+    problem = relative_path_problem(pkg.repo)
+    if problem is None:
+        return []
+    return [f"{pkg.manifest}: repo {pkg.repo!r} {problem} (e.g. main or deps/misc)"]
+
+
+#: The placeholders a ``releases:`` template may use.
+RELEASE_PLACEHOLDERS = ("target", "repo")
+
+
+def _releases_problems(settings: Settings) -> list[str]:
+    """``releases: {binary:, source:}``: templates that make safe, distinct folders."""
+    import string
+
+    problems = []
+    made = {}
+    for key, template in (("binary", settings.release_binary), ("source", settings.release_source)):
+        where = f"{SETTINGS_FILE}: releases.{key} {template!r}"
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}: use {{target}} and {{repo}} only")
+            continue
+        unknown = sorted(set(fields) - set(RELEASE_PLACEHOLDERS))
+        if unknown:
+            problems.append(
+                f"{where}: unknown placeholder {{{unknown[0]}}}: use {{target}} and {{repo}} only"
+            )
+            continue
+        if "repo" not in fields:
+            problems.append(f"{where}: needs {{repo}} (each repo: gets its own repository)")
+            continue
+        made[key] = template.format(target="t", repo="r")
+        problem = relative_path_problem(made[key])
+        if problem is not None:
+            problems.append(f"{where}: {problem}")
+    if len(made) == 2 and made["binary"] == made["source"]:
+        problems.append(
+            f"{SETTINGS_FILE}: releases.binary and releases.source must differ "
+            "(binary and source RPMs are separate repositories)"
+        )
     return problems
 
 

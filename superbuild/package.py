@@ -15,6 +15,12 @@ from typing import Any
 
 from superbuild.layout import DEFAULT_OUTPUT
 
+#: The default repository of a package in a release (manifest ``repo:``).
+DEFAULT_REPO = "main"
+#: The default layout of a release's repositories (settings ``releases:``).
+DEFAULT_RELEASE_BINARY = "{target}/{repo}"
+DEFAULT_RELEASE_SOURCE = "{target}/{repo}-srpms"
+
 
 @dataclass(frozen=True)
 class Package:
@@ -52,6 +58,9 @@ class Package:
     #: ``archive: {upstream: TAG_OR_PATTERN, patches: per-commit|single}`` (GEAR style).
     archive_upstream: str | None = None
     archive_patches: str = "per-commit"
+    #: ``repo:``: the repository of a release this package's RPMs go to (``deps/misc``);
+    #: a layout choice, not a build input (left out of :attr:`digest`).
+    repo: str = DEFAULT_REPO
     blob: str = ""  # object id of the manifest file
 
     def timeout(self, stage: str) -> float | None:
@@ -62,7 +71,7 @@ class Package:
     def digest(self) -> str:
         """A hash of the effective entry: what a build of this package depends on."""
         data = self.to_dict()
-        for key in ("manifest", "blob", "description"):
+        for key in ("manifest", "blob", "description", "repo"):
             data.pop(key)
         for key, default in _OPTIONAL.items():
             if data[key] == default:
@@ -98,6 +107,7 @@ class Package:
             "archive_command": list(self.archive_command),
             "archive_upstream": self.archive_upstream,
             "archive_patches": self.archive_patches,
+            "repo": self.repo,
             "blob": self.blob,
         }
 
@@ -142,6 +152,10 @@ class Settings:
     executor: str | None = None
     scheduler_address: str | None = None
     keep_runs: int = 20  # superbuild clean keeps the newest runs (superbuild.cleanup)
+    #: ``releases: {binary:, source:}``: where a release puts each repository, relative to
+    #: the release (placeholders ``{target}`` and ``{repo}``; docs/releases.md).
+    release_binary: str = DEFAULT_RELEASE_BINARY
+    release_source: str = DEFAULT_RELEASE_SOURCE
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -153,6 +167,8 @@ class Settings:
             "executor": self.executor,
             "scheduler_address": self.scheduler_address,
             "keep_runs": self.keep_runs,
+            "release_binary": self.release_binary,
+            "release_source": self.release_source,
         }
 
     @classmethod

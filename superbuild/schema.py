@@ -72,6 +72,9 @@ PACKAGE_KEYS: dict[str, Any] = {
         "propertyNames": {"pattern": MACRO_NAME_PATTERN},
         "additionalProperties": {"type": "string"},
     },
+    # The repository of a release the package goes to (docs/releases.md); a relative
+    # folder, checked further by superbuild.manifest (no '.', '..' or empty parts).
+    "repo": {"type": "string", "minLength": 1},
 }
 
 MANIFEST_SCHEMA: dict[str, Any] = {
@@ -103,6 +106,14 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "keep_runs": {"type": "integer", "minimum": 0},
         "executor": {"enum": ["local", "dask"]},
         "scheduler_address": {"type": "string", "minLength": 1},
+        "releases": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "binary": {"type": "string", "minLength": 1},
+                "source": {"type": "string", "minLength": 1},
+            },
+        },
         "sign": {
             "type": "object",
             "additionalProperties": False,

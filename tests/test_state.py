@@ -113,15 +113,19 @@ def test_version_1_database_is_migrated(repo: Path) -> None:
         db.executescript(SCHEMA_V1)
     with opened(repo) as state:
         db = state.db
-        assert db.execute("PRAGMA user_version").fetchone()[0] == st.SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == st.SCHEMA_VERSION == 3
         [run] = state.runs()
         assert (run.id, run.result, run.pid, run.host) == ("old-run", "success", 4242, "")
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-        assert "builds_by_package" in indexes
+        assert {"builds_by_package", "builds_by_key"} <= indexes
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "build_files" in tables
         history = state.history()
         assert history["base"].last_success is not None
         assert history["base"].last_success.artifacts == ("/out/base.rpm",)
         assert state.weights(["base"]) == {"base": 60.0}
+        # A success recorded before the pool existed has no pooled files: no release.
+        assert state.successes([history["base"].last_success.build_key]) == {}
     with opened(repo) as state:  # opening again migrates nothing
         assert st.migrate(state.db) == st.SCHEMA_VERSION
 

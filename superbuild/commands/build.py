@@ -224,6 +224,7 @@ def _build(
             inputs=build_inputs(plan.product, plan.links),
             packages=plan.packages,
             output=run_.output,
+            pool=layout.pool_root(repo),
         )
     progress = make_progress(len(plan.packages), err)
     try:

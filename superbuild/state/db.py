@@ -14,6 +14,8 @@ Schema (``PRAGMA user_version`` is the number of :data:`MIGRATIONS` applied)::
     builds(id, run_id, package, commit_id, status, reason, started_at, finished_at,
            duration_s, log, artifacts, build_key, digest, deps)
         status: pending | running | succeeded | failed | skipped | cancelled
+    build_files(build_id, path, sha256, size)
+        each artifact of a successful build, as pooled (``.superbuild/pool``)
 
 Times are seconds since the epoch (UTC); ``artifacts`` is a JSON list of absolute paths,
 ``deps`` a JSON object (required package -> its build key at the time).
@@ -77,6 +79,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
     (
         "ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''",
         "CREATE INDEX builds_by_package ON builds (package, status, started_at)",
+    ),
+    # 3: the artifacts of each successful build by content (superbuild.release.pool), so
+    # that a release can be made of them after the output repository replaced them.
+    (
+        """CREATE TABLE build_files (
+            build_id INTEGER NOT NULL REFERENCES builds (id),
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            PRIMARY KEY (build_id, path)
+        )""",
+        "CREATE INDEX builds_by_key ON builds (build_key, status)",
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

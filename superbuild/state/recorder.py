@@ -36,6 +36,8 @@ class RunRecorder:
     base: str | None
     inputs: dict[str, BuildInputs]
     output: Path
+    #: ``.superbuild/pool``: a success's artifacts are pooled there (None: not pooled).
+    pool: Path | None = None
     started: dict[str, float] = field(default_factory=dict)
     finished: bool = False
     #: Why a write to the state failed (the run then fails with it).
@@ -52,9 +54,10 @@ class RunRecorder:
         inputs: Mapping[str, BuildInputs],
         packages: Sequence[str],
         output: Path,
+        pool: Path | None = None,
     ) -> RunRecorder:
         """The recorder of a run that builds ``packages`` (``inputs``: of the whole product)."""
-        return cls(state, run_id, head, base, {n: inputs[n] for n in packages}, output)
+        return cls(state, run_id, head, base, {n: inputs[n] for n in packages}, output, pool)
 
     def start(self) -> None:
         """Record the run and its packages (``pending``)."""
@@ -90,7 +93,10 @@ class RunRecorder:
                 self.run_id, event.job_id, status="running", started_at=event.time
             )
         elif isinstance(event, JobFinished):
-            self.state.update_build(self.run_id, event.job_id, **self._finished(event))
+            done = self._finished(event)
+            if done["status"] == "succeeded" and self.pool is not None and event.result:
+                done.update(self._pooled(event.job_id, list(event.result.artifacts)))
+            self.state.update_build(self.run_id, event.job_id, **done)
         elif isinstance(event, (JobSkipped, JobCancelled)):
             status = "skipped" if isinstance(event, JobSkipped) else "cancelled"
             values: dict[str, Any] = {"status": status, "reason": event.reason}
@@ -114,6 +120,22 @@ class RunRecorder:
             "log": log,
             "artifacts": json.dumps(artifacts),
         }
+
+    def _pooled(self, package: str, artifacts: list[str]) -> dict[str, Any]:
+        """Pool a success's artifacts and record them (before the success itself, so a
+        success always has its files); a pool that cannot take them fails the build."""
+        from superbuild.release import pool
+
+        assert self.pool is not None
+        try:
+            files = pool.add_all(self.pool, self.output, artifacts)
+        except OSError as exc:
+            return {
+                "status": "failed",
+                "reason": f"artifacts could not be kept in {self.pool}: {exc.strerror or exc}",
+            }
+        self.state.record_files(self.run_id, package, [(f.path, f.sha256, f.size) for f in files])
+        return {}
 
     def finish(self, result: str) -> None:
         """Record how the run ended (``success``, ``failure`` or ``interrupted``)."""

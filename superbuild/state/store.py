@@ -162,6 +162,23 @@ class PackageHistory:
     last_row: BuildRecord | None = None
 
 
+@dataclass(frozen=True)
+class FileRecord:
+    """One row of ``build_files``: an artifact of a successful build, by content."""
+
+    path: str  # relative to the output repository
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PooledBuild:
+    """A successful build and its pooled artifacts (:meth:`BuildState.successes`)."""
+
+    build: BuildRecord
+    files: tuple[FileRecord, ...]
+
+
 def _run_record(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
         id=row["id"],
@@ -292,6 +309,56 @@ class BuildState:
                 f"UPDATE builds SET {columns} WHERE run_id = ? AND package = ?",
                 (*params, run_id, package),
             )
+
+    def record_files(
+        self, run_id: str, package: str, files: Iterable[tuple[str, str, int]]
+    ) -> None:
+        """Record the pooled artifacts (path, sha256, size) of one package row."""
+        with transaction(self.db) as db:
+            row = db.execute(
+                "SELECT id FROM builds WHERE run_id = ? AND package = ?", (run_id, package)
+            ).fetchone()
+            if row is None:
+                return
+            db.executemany(
+                "INSERT OR REPLACE INTO build_files (build_id, path, sha256, size) "
+                "VALUES (?, ?, ?, ?)",
+                [(row["id"], path, sha, size) for path, sha, size in files],
+            )
+
+    def successes(self, keys: Iterable[str]) -> dict[str, PooledBuild]:
+        """Per build key: its newest successful build with pooled files (a build recorded
+        before the pool existed has none, and does not count)."""
+        found: dict[str, PooledBuild] = {}
+        for key in dict.fromkeys(keys):
+            rows = self.db.execute(
+                "SELECT * FROM builds WHERE build_key = ? AND status = 'succeeded' "
+                "AND EXISTS (SELECT 1 FROM build_files WHERE build_id = builds.id) "
+                "ORDER BY id DESC LIMIT 1",
+                (key,),
+            ).fetchall()
+            if not rows:
+                continue
+            files = self.db.execute(
+                "SELECT path, sha256, size FROM build_files WHERE build_id = ? ORDER BY path",
+                (rows[0]["id"],),
+            )
+            found[key] = PooledBuild(
+                BuildRecord.from_row(rows[0]),
+                tuple(FileRecord(r["path"], r["sha256"], r["size"]) for r in files),
+            )
+        return found
+
+    def latest_contents(self) -> set[str]:
+        """The sha256 of every artifact of each package's latest successful build: what
+        the pool keeps even when no release uses it."""
+        rows = self.db.execute(
+            "SELECT sha256 FROM build_files WHERE build_id IN "
+            "(SELECT MAX(id) FROM builds WHERE status = 'succeeded' "
+            "AND EXISTS (SELECT 1 FROM build_files WHERE build_id = builds.id) "
+            "GROUP BY package)"
+        )
+        return {r["sha256"] for r in rows}
 
     def runs(self, limit: int | None = None) -> list[RunRecord]:
         """Runs, newest first."""

@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.say("First build of the whole product: real RPMs, 4 at a time, in dependency order")
     demo.superbuild("build", "--all", "--builder", "rpmbuild", "-j", "4")
 
+    demo.say("Release 1.0: every package as this commit records it, in yum repositories")
+    demo.superbuild("release", "create", "1.0")
+
     demo.say("A developer fixes Glance and records the new commit in the superproject")
     new = sample.bump("glance", "Fix image upload progress")
     print(f"  glance is now at {new[:7]}")
@@ -76,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
 
     demo.say("Only the affected packages rebuild: glance, then the installer that needs it")
     demo.superbuild("build", "--builder", "rpmbuild", "--report", "report.json")
+
+    demo.say("Release 1.1: unchanged packages are hard links to 1.0's files; what changed, and why")
+    demo.superbuild("release", "create", "1.1")
+    demo.superbuild("release", "diff", "1.0", "1.1", "--log")
 
     demo.say("For maintainers: each submodule's recorded commit, checkout and last build")
     demo.superbuild("status")
