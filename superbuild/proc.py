@@ -639,6 +639,7 @@ def _captured(
                 out, err = child.communicate(input, step)
                 break
             except subprocess.TimeoutExpired as exc:
+                input = None  # sent (or being sent): a second communicate() must not resend it
                 out, err = exc.output, exc.stderr
                 now = time.monotonic()
                 if exited_at is not None and now >= exited_at + _DRAIN_S:

@@ -223,3 +223,10 @@ def test_daemons_a_logged_step_leaves_are_stopped(tmp_path: Path, script: str) -
         assert "left running" in log.read_text()
     finally:
         proc.kill_marked("SB_TEST_MARK", mark)
+
+
+def test_input_to_a_command_that_takes_longer_than_a_poll_step() -> None:
+    """The input is sent once: the waits after the first poll step must not resend it
+    (``communicate`` raised "Cannot send input after starting communication")."""
+    done = proc.run(["sh", "-c", "sleep 0.5; cat"], input=b"hello\n", timeout=30)
+    assert done.stdout == b"hello\n"
