@@ -276,8 +276,19 @@ def _load_base(repo: Path, rng: Range, head_product: Product) -> Product:
         found = g.resolve(repo, [f"{rng.base}:{MANIFESTS_DIR}", f"{rng.base}:{SETTINGS_FILE}"])
         ids = _ids(found, 0)
     if ids == rng.head_ids:
-        return Product(rng.base, head_product.entries, head_product.settings_data)
+        return Product(
+            rng.base, head_product.entries, head_product.settings_data, head_product.target_entries
+        )
     return load_product(repo, rng.base, strict=False, cache_dir=cache_dir(repo), tree_ids=ids)
+
+
+def _target_digests(product: Product, name: str) -> list[tuple[str, str]]:
+    """The digests of ``name`` as built for each target (empty without ``targets:``)."""
+    return [
+        (t, entries[name].digest)
+        for t, entries in product.target_entries.items()
+        if name in entries
+    ]
 
 
 def gitlink_changes(
@@ -382,7 +393,9 @@ def _changeset(
         old = base_product.entries.get(name)
         if old is None:
             why = "manifest added"
-        elif old.digest == entry.digest:
+        elif old.digest == entry.digest and _target_digests(base_product, name) == _target_digests(
+            product, name
+        ):
             continue
         elif old.blob != entry.blob:
             why = "manifest changed"

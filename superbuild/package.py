@@ -15,6 +15,22 @@ from typing import Any
 
 from superbuild.layout import DEFAULT_OUTPUT
 
+#: The target of a product without ``targets:`` in superbuild.yaml: ``None`` (``null`` in
+#: JSON).  Its jobs are named by the package alone and its output is today's layout.
+IMPLICIT: None = None
+
+
+def job_id(package: str, target: str | None) -> str:
+    """The id of the build of ``package`` for ``target``: ``pkg@el9``, or ``pkg`` for the
+    implicit target.  ``@`` is in neither a package nor a target name, so it splits back."""
+    return package if target is None else f"{package}@{target}"
+
+
+def split_job_id(job: str) -> tuple[str, str | None]:
+    """``(package, target)`` of a :func:`job_id`."""
+    package, at, target = job.partition("@")
+    return (package, target) if at else (package, None)
+
 
 @dataclass(frozen=True)
 class Package:
@@ -52,6 +68,9 @@ class Package:
     #: ``archive: {upstream: TAG_OR_PATTERN, patches: per-commit|single}`` (GEAR style).
     archive_upstream: str | None = None
     archive_patches: str = "per-commit"
+    #: ``targets: [el9]``: the targets of superbuild.yaml this package is built for
+    #: (empty: every target).
+    targets: tuple[str, ...] = ()
     blob: str = ""  # object id of the manifest file
 
     def timeout(self, stage: str) -> float | None:
@@ -98,6 +117,7 @@ class Package:
             "archive_command": list(self.archive_command),
             "archive_upstream": self.archive_upstream,
             "archive_patches": self.archive_patches,
+            "targets": list(self.targets),
             "blob": self.blob,
         }
 
@@ -129,6 +149,7 @@ _OPTIONAL: dict[str, Any] = {
     "archive_command": [],
     "archive_upstream": None,
     "archive_patches": "per-commit",
+    "targets": [],
 }
 
 
@@ -142,6 +163,9 @@ class Settings:
     executor: str | None = None
     scheduler_address: str | None = None
     keep_runs: int = 20  # superbuild clean keeps the newest runs (superbuild.cleanup)
+    #: ``targets:``: name -> package defaults for that target (over ``defaults``), in the
+    #: file's order.  Empty: one implicit target (:data:`IMPLICIT`), today's layout.
+    targets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -153,6 +177,7 @@ class Settings:
             "executor": self.executor,
             "scheduler_address": self.scheduler_address,
             "keep_runs": self.keep_runs,
+            "targets": {name: dict(values) for name, values in self.targets.items()},
         }
 
     @classmethod

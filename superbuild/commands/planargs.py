@@ -29,6 +29,7 @@ def request_from_args(args: argparse.Namespace) -> PlanRequest:
         up_to=tuple(getattr(args, "packages_up_to", ())),
         above=tuple(getattr(args, "packages_above", ())),
         skip=tuple(getattr(args, "packages_skip", ())),
+        targets=tuple(getattr(args, "target", None) or ()),
     )
     check(request, also=[option for option, _ in given[1:]])
     return request

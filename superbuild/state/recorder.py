@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from superbuild.jobs import Event, JobCancelled, JobFinished, JobSkipped, JobStarted
+from superbuild.layout import target_output
+from superbuild.package import split_job_id
 from superbuild.state.db import damaged
 from superbuild.state.keys import BuildInputs
 from superbuild.state.store import BuildState
@@ -53,7 +55,8 @@ class RunRecorder:
         packages: Sequence[str],
         output: Path,
     ) -> RunRecorder:
-        """The recorder of a run that builds ``packages`` (``inputs``: of the whole product)."""
+        """The recorder of a run that builds ``packages`` (job ids; ``inputs``: of the whole
+        product, by job id).  ``output`` is the output root (each target's below it)."""
         return cls(state, run_id, head, base, {n: inputs[n] for n in packages}, output)
 
     def start(self) -> None:
@@ -105,7 +108,9 @@ class RunRecorder:
         log = _log_path(getattr(event.exception, "log", None))
         if log is None and result is not None:
             log = _log_path(result.log)
-        artifacts = [os.fspath(self.output / a) for a in result.artifacts] if result else []
+        # Artifacts are relative to the job's target's output repository.
+        root = target_output(self.output, split_job_id(event.job_id)[1])
+        artifacts = [os.fspath(root / a) for a in result.artifacts] if result else []
         return {
             "status": event.status,
             "reason": event.reason,
