@@ -47,7 +47,8 @@ def plan_json(plan: Plan, previews: dict[str, dict[str, str]] | None = None) -> 
                 "path": plan.product.packages[name].path,
                 "commit": plan.commits[name],
                 "requires": list(plan.product.graph.requires[name]),
-                "targets": list(plan.targets_of(name)),
+                # Only with named targets: a product without them keeps its format.
+                **({"targets": list(plan.targets_of(name))} if plan.product.target_names else {}),
             }
             for name in plan.packages
         ],
@@ -62,7 +63,7 @@ def plan_json(plan: Plan, previews: dict[str, dict[str, str]] | None = None) -> 
         for entry in data["jobs"]:
             entry["preview"] = previews.get(entry["job"], {})
         for entry in data["packages"]:
-            first = job_id(entry["package"], entry["targets"][0])
+            first = job_id(entry["package"], plan.targets_of(entry["package"])[0])
             entry["preview"] = previews.get(first, {})
     return data
 
