@@ -181,6 +181,7 @@ def prepare(
             options=pipeline_options,
             env=pkg.env,
             rebuild=(rebuilds or {}).get(job, 0),
+            target=target,
         )
         contexts[job] = ctx
         jobs[job] = Job(

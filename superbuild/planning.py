@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from superbuild.changes import ChangeSet, detect, load_head, resolve_range
-from superbuild.errors import UsageError
+from superbuild.errors import SuperbuildError, UsageError
 from superbuild.manifest import Product, unknown_package_message
 from superbuild.package import job_id, split_job_id
 from superbuild.state import BuildRecord, BuildState, since_last_success
@@ -257,7 +257,8 @@ def _retry_failed(repo: Path, request: PlanRequest, state: BuildState | None) ->
                     f"nothing to retry: the last run ({last.id}, {last.result}) "
                     "finished every package"
                 )
-            ]
+            ],
+            _target_names(repo, request.head),
         )
     product, links = load_head(repo, resolve_range(repo, None, request.head))
     notes: list[Note] = []
@@ -292,6 +293,16 @@ def _retry_failed(repo: Path, request: PlanRequest, state: BuildState | None) ->
     )
     found.notes[:0] = notes
     return found
+
+
+def _target_names(repo: Path, head: str) -> tuple[str, ...]:
+    """The targets at ``head`` (whose outputs a build recovers), () if it cannot be read:
+    a run killed after its last package may have left a target's metadata refresh."""
+    try:
+        product, _ = load_head(repo, resolve_range(repo, None, head))
+    except SuperbuildError:
+        return ()
+    return product.target_names
 
 
 def check_targets(product: Product, targets: Sequence[str]) -> None:

@@ -8,6 +8,7 @@ faked with pytest-subprocess by a callback that runs the real rpmbuild with mock
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -230,6 +231,21 @@ def test_plan_json_carries_the_targets(tmp_path: Path, capsys: pytest.CaptureFix
     assert "tool: fc42 only" in out
 
 
+@pytest.mark.rpm
+def test_plan_verbose_previews_each_target_with_its_macros(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = make_product(tmp_path)
+    argv = ("-C", str(sample.path), "plan", "--all", "--packages-select", "base")
+    code, out, err = cli(capsys, *argv, "--verbose", "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    nevrs = {j["job"]: j["preview"]["nevr"] for j in data["jobs"]}
+    assert set(nevrs) == {"base@el9", "base@fc42"}
+    assert nevrs["base@el9"].endswith(".el9") and nevrs["base@fc42"].endswith(".fc42")
+    assert data["packages"][0]["preview"]["nevr"] == nevrs["base@el9"]
+
+
 def test_without_targets_the_plan_and_keys_are_those_of_before(tmp_path: Path) -> None:
     sample = make_product(tmp_path, "jobs: 1\n")
     found = planning.plan(sample.path, planning.PlanRequest(mode="all"))
@@ -240,6 +256,15 @@ def test_without_targets_the_plan_and_keys_are_those_of_before(tmp_path: Path) -
     assert set(inputs) == {"base", "tool", "client"}
     assert inputs["client"].deps == {"base": inputs["base"].key}
     assert inputs["base"].target is None
+    # The key formula of earlier versions: states recorded before targets stay current.
+    base = inputs["base"]
+    raw = "\0".join(["superbuild-build-key-1", "base", base.commit, base.digest])
+    assert base.key == hashlib.sha256(raw.encode()).hexdigest()
+    client = inputs["client"]
+    raw = "\0".join(
+        ["superbuild-build-key-1", "client", client.commit, client.digest, f"base={base.key}"]
+    )
+    assert client.key == hashlib.sha256(raw.encode()).hexdigest()
 
 
 def test_build_keys_cover_the_target_and_its_settings(tmp_path: Path) -> None:
@@ -461,6 +486,19 @@ def test_target_option_and_retry_failed_work_per_target(tmp_path: Path) -> None:
     report = json.loads((sample.path / "r.json").read_text())
     assert [(p["package"], p["target"]) for p in report["packages"]] == [("client", "fc42")]
 
+    # A refresh a killed run left pending in one target's repository is completed by the
+    # next build, even one with nothing to do; the other target's is left alone.
+    output = sample.path / ".superbuild" / "output"
+    (output / "fc42" / ".superbuild-pending").write_text("4242\n")
+    repomd = output / "el9" / "rpms" / "repodata" / "repomd.xml"
+    before = repomd.stat().st_mtime_ns
+    idle = superbuild(sample, "build", "--retry-failed")
+    assert idle.returncode == 0, idle.stderr
+    assert "nothing to retry" in idle.stderr
+    assert f"left pending in {output / 'fc42'}" in idle.stderr
+    assert not (output / "fc42" / ".superbuild-pending").exists()
+    assert repomd.stat().st_mtime_ns == before
+
 
 # --------------------------------------------------------------------------- mock (faked)
 
@@ -511,6 +549,7 @@ def _fake_mock(seen: list[dict[str, Any]]) -> Any:
             seen.append(
                 {
                     "config": argv[argv.index("-r") + 1],
+                    "uniqueext": argv[argv.index("--uniqueext") + 1],
                     "srpm": Path(srpm).name,
                     "repos": repos,
                     "offered": sorted(p.name for r in repos for p in r.rglob("*.rpm")),
@@ -567,6 +606,7 @@ def test_mock_targets_build_dependents_against_the_same_target(tmp_path: Path, f
     for client in rebuilds["client"]:
         target = "el9" if client["config"] == "rocky-9-x86_64" else "fc42"
         assert client["srpm"].endswith(f".{target}.src.rpm")
+        assert client["uniqueext"] == f"superbuild-client@{target}"
         # The dependent reads its own target's repository, with the dependency in it.
         assert client["repos"] == [output / target / "rpms"]
         assert client["metadata"] == [True]
