@@ -177,12 +177,6 @@ class Product:
             for t, entries in self.target_entries.items()
         }
 
-    def jobs(self, names: Iterable[str] | None = None) -> list[tuple[str, str | None]]:
-        """``(package, target)`` of every build of ``names`` (default: every package)."""
-        return [
-            (n, t) for n in (self.entries if names is None else names) for t in self.targets_of(n)
-        ]
-
     def digest(self, name: str) -> str:
         return self.entries[name].digest
 

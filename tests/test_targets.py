@@ -284,6 +284,27 @@ def test_build_keys_cover_the_target_and_its_settings(tmp_path: Path) -> None:
     assert again["client@fc42"] != keys["client@fc42"]  # through its dependency
 
 
+def test_command_packages_see_their_target_and_its_env(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steps = (
+        'commands: [\'printf "%s %s" "$SUPERBUILD_TARGET" "$FLAVOUR" > "$SUPERBUILD_OUTPUT/t"\']\n'
+    )
+    sample = make_product(
+        tmp_path,
+        "defaults: {pipeline: command, source: none}\n"
+        "targets:\n  alpha: {env: {FLAVOUR: sweet}}\n  beta: {env: {FLAVOUR: sour}}\n",
+        extra=dict.fromkeys(PRODUCT, steps),
+    )
+    code, _, err = cli(capsys, "-C", str(sample.path), "build", "--all", "-j", "3")
+    assert code == 0, err
+    output = sample.path / ".superbuild" / "output"
+    for target, flavour in (("alpha", "sweet"), ("beta", "sour")):
+        for name in PRODUCT:
+            assert (output / target / "files" / name / "t").read_text() == f"{target} {flavour}"
+    assert not (output / "files").exists()
+
+
 # --------------------------------------------------------------------------- state
 
 
