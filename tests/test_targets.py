@@ -615,8 +615,11 @@ def test_mock_targets_build_dependents_against_the_same_target(tmp_path: Path, f
     found = planning.plan(sample.path, planning.PlanRequest(mode="all"))
     assert isinstance(found, planning.Plan)
     options = sbuild.BuildOptions(jobs=2)
-    run = sbuild.prepare(sample.path, found, options)
+    # Weights (expected durations, from the state) are per job: the critical path is
+    # taken across the targets.
+    run = sbuild.prepare(sample.path, found, options, weights={"base@fc42": 9.0})
     assert run.jobs["client@fc42"].dependencies == frozenset({"base@fc42"})
+    assert (run.jobs["base@fc42"].weight, run.jobs["base@el9"].weight) == (9.0, 1.0)
     result = sbuild.execute(run, options)
     assert result.result == "success", {j: o.reason for j, o in result.outcomes.items()}
 
