@@ -26,6 +26,7 @@ from superbuild.manifest import load_product
 from superbuild.state import BuildState, build_inputs
 from superbuild.testing.sample import SampleSuperproject, make_sample_superproject, run_git
 from tests.helpers import cli
+from tests.test_dask import cluster  # noqa: F401 - the module-scoped Dask cluster fixture
 
 PRODUCT = {"base": [], "client": ["base"], "tool": []}
 
@@ -641,3 +642,48 @@ def test_mock_targets_build_dependents_against_the_same_target(tmp_path: Path, f
     assert {(p["package"], p["target"]) for p in report["packages"]} == {
         (p, t) for p in PRODUCT for t in ("el9", "fc42")
     }
+
+
+# --------------------------------------------------------------------------- Dask
+
+
+DASK_TARGETS = """\
+targets:
+  el9: {builder: mock, mock_config: rocky-9-x86_64, version: "1.9"}
+  fc42: {builder: mock, mock_config: fedora-42-x86_64, version: "4.2"}
+"""
+
+
+@pytest.mark.dask
+@pytest.mark.rpm
+def test_dask_workers_get_the_rpms_of_the_same_target(
+    cluster: Any,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The targets differ by version here: the fake mock of tests/test_dask.py ignores
+    # --define, and the versions tell the two targets' RPMs apart by name.
+    sample = make_product(tmp_path, DASK_TARGETS)
+    monkeypatch.chdir(sample.path)
+    found = planning.plan(sample.path, planning.PlanRequest(mode="all"))
+    assert isinstance(found, planning.Plan)
+    output = tmp_path / "out"
+    options = sbuild.BuildOptions(
+        jobs=2,
+        output=output,
+        executor="dask",
+        executor_options={"address": cluster.scheduler_address},
+    )
+    result = sbuild.execute(sbuild.prepare(sample.path, found, options), options)
+    assert result.result == "success", {j: o.reason for j, o in result.outcomes.items()}
+    for target, version, other in (("el9", "1.9", "4.2"), ("fc42", "4.2", "1.9")):
+        log = result.run.contexts[f"client@{target}"].log_dir / "mock-build.log"
+        text = log.read_text()
+        config = "rocky-9-x86_64" if target == "el9" else "fedora-42-x86_64"
+        assert text.splitlines()[0].startswith(f"fake mock -r {config} --rebuild ")
+        assert "/deps-repo" in text  # shipped to the worker, not read from the coordinator
+        assert f"base-{version}-" in text
+        assert f"base-{other}-" not in text
+        assert {p.name.split("-")[1] for p in (output / target / "rpms").rglob("*.rpm")} == {
+            version
+        }
