@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from superbuild import layout, proc
 from superbuild.errors import SuperbuildError, UsageError
 from superbuild.jobs import Event, Job, OnError, RunResult
+from superbuild.package import job_id
 from superbuild.pipelines import registry
 from superbuild.pipelines.api import BuildContext, PipelineFailed
 from superbuild.pipelines.task import PackageTask
@@ -46,7 +47,11 @@ class BuildOptions:
 
 @dataclass
 class BuildRun:
-    """Everything a build run needs, prepared before any job starts."""
+    """Everything a build run needs, prepared before any job starts.
+
+    ``contexts`` and ``jobs`` are keyed by job id (``pkg``, or ``pkg@target``); ``output``
+    is the output root, each target's repository below it (``ctx.output``).
+    """
 
     repo: Path
     plan: Plan
@@ -56,6 +61,11 @@ class BuildRun:
     work_root: Path
     contexts: dict[str, BuildContext]
     jobs: dict[str, Job]
+
+    @property
+    def outputs(self) -> list[Path]:
+        """The output repositories this run writes: one per target it builds for."""
+        return list(dict.fromkeys(ctx.output for ctx in self.contexts.values()))
 
 
 @dataclass
@@ -75,36 +85,39 @@ class BuildResult:
             return "failure"
         return "success"
 
-    def log_of(self, name: str) -> Path | None:
-        """The most telling log: the failing stage's, else the package's log folder."""
-        outcome = self.outcomes[name]
+    def log_of(self, job: str) -> Path | None:
+        """The most telling log: the failing stage's, else the build's log folder."""
+        outcome = self.outcomes[job]
         exc = outcome.exception
         if isinstance(exc, PipelineFailed) and exc.log is not None:
             return Path(exc.log)
-        folder = self.run.contexts[name].log_dir
+        folder = self.run.contexts[job].log_dir
         return folder if folder.exists() else None
 
     def report(self) -> BuildReport:
         """The run's report (JSON, JUnit and the summary all read it)."""
         plan = self.run.plan
         packages = []
-        for name in plan.packages:
-            outcome = self.outcomes[name]
+        for name, target in plan.jobs:
+            job = job_id(name, target)
+            outcome = self.outcomes[job]
             result = outcome.result
-            log = self.log_of(name)
+            log = self.log_of(job)
+            ctx = self.run.contexts[job]
             packages.append(
                 PackageReport(
                     package=name,
                     commit=plan.commits[name],
-                    pipeline=plan.product.packages[name].pipeline,
+                    pipeline=ctx.package.pipeline,
                     status=outcome.status,
                     reason=outcome.reason,
                     duration_s=outcome.duration_s,
                     log=str(log) if log else None,
-                    artifacts=tuple(str(self.run.output / a) for a in result.artifacts)
+                    artifacts=tuple(str(ctx.output / a) for a in result.artifacts)
                     if result
                     else (),
-                    rebuild=self.run.contexts[name].rebuild,
+                    rebuild=ctx.rebuild,
+                    target=target,
                 )
             )
         return BuildReport(
@@ -173,38 +186,48 @@ def prepare(
     log_root = layout.run_logs(repo, run_id)
     work_root = _work_root(repo, run_id)
     contexts: dict[str, BuildContext] = {}
-    selected = set(plan.packages)
+    selected = set(plan.job_ids)
     jobs: dict[str, Job] = {}
-    for name in plan.packages:
-        pkg = product.packages[name]
+    # One job per (package, target): a target is one more part of the job's id, of its
+    # output repository and of its package's settings; its dependencies are the same
+    # target's builds of this run.
+    for name, target in plan.jobs:
+        job = job_id(name, target)
+        pkg = product.package_for(name, target)
+        target_root = layout.target_output(output, target)
         pipeline = registry.get(pkg.pipeline, name)
-        pipeline_options = pipeline.options(pkg, settings, builder=options.builder, output=output)
+        pipeline_options = pipeline.options(
+            pkg, settings, builder=options.builder, output=target_root
+        )
         ctx = BuildContext(
             package=pkg,
             commit=plan.commits[name],
             source_repo=repo / pkg.path,
-            output=output,
-            work_dir=work_root / name,
-            log_dir=log_root / name,
+            output=target_root,
+            work_dir=work_root / job,
+            log_dir=log_root / job,
             options=pipeline_options,
             env=pkg.env,
-            rebuild=(rebuilds or {}).get(name, 0),
+            rebuild=(rebuilds or {}).get(job, 0),
+            target=target,
         )
-        contexts[name] = ctx
-        jobs[name] = Job(
-            id=name,
-            dependencies=frozenset(r for r in pkg.requires if r in selected),
+        contexts[job] = ctx
+        jobs[job] = Job(
+            id=job,
+            dependencies=frozenset(
+                job_id(r, target) for r in pkg.requires if job_id(r, target) in selected
+            ),
             task=PackageTask(ctx),
-            weight=(weights or {}).get(name, 1.0),
+            weight=(weights or {}).get(job, 1.0),
         )
     return BuildRun(repo, plan, run_id, output, log_root, work_root, contexts, jobs)
 
 
 def preview(repo: Path, plan: Plan, *, builder: str | None = None) -> dict[str, dict[str, str]]:
-    """Per package of ``plan``, what its pipeline says a build would make (``plan
-    --verbose``: the NEVR, the archive and its top folder), or ``{"problem": ...}`` with
-    the one line the build would fail with first.  Nothing is built or written outside
-    a temporary folder."""
+    """Per build of ``plan`` (by job id), what its pipeline says a build would make
+    (``plan --verbose``: the NEVR, the archive and its top folder), or ``{"problem":
+    ...}`` with the one line the build would fail with first.  Nothing is built or
+    written outside a temporary folder."""
     import tempfile
 
     from superbuild.pipelines.api import PipelineFailed
@@ -213,8 +236,9 @@ def preview(repo: Path, plan: Plan, *, builder: str | None = None) -> dict[str, 
     found: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="superbuild-preview-") as tmp:
         scratch = Path(tmp)
-        for name in plan.packages:
-            pkg = product.packages[name]
+        for name, target in plan.jobs:
+            job = job_id(name, target)
+            pkg = product.package_for(name, target)
             try:
                 pipeline = registry.get(pkg.pipeline, name)
                 ctx = BuildContext(
@@ -222,18 +246,18 @@ def preview(repo: Path, plan: Plan, *, builder: str | None = None) -> dict[str, 
                     commit=plan.commits[name],
                     source_repo=repo / pkg.path,
                     output=scratch / "output",
-                    work_dir=scratch / "work" / name,
-                    log_dir=scratch / "logs" / name,
+                    work_dir=scratch / "work" / job,
+                    log_dir=scratch / "logs" / job,
                     options=pipeline.options(
                         pkg, product.settings, builder=builder, output=scratch / "output"
                     ),
                     env=pkg.env,
                 )
-                found[name] = dict(pipeline.preview(ctx))
+                found[job] = dict(pipeline.preview(ctx))
             except PipelineFailed as exc:
-                found[name] = {"problem": str(exc).removesuffix(f", see {exc.log}")}
+                found[job] = {"problem": str(exc).removesuffix(f", see {exc.log}")}
             except SuperbuildError as exc:
-                found[name] = {"problem": str(exc)}
+                found[job] = {"problem": str(exc)}
     return found
 
 
@@ -266,7 +290,8 @@ def execute(
 
     started = time.time()
     run.log_root.mkdir(parents=True, exist_ok=True)
-    run.output.mkdir(parents=True, exist_ok=True)
+    for output in (run.output, *run.outputs):
+        output.mkdir(parents=True, exist_ok=True)
     _link_latest(run)
     all_observers: list[Callable[[Event], None]] = list(observers)
     if recorder is not None:
@@ -292,12 +317,16 @@ def execute(
             )
         result = BuildResult(run, outcomes, started=started)
         # Whatever changed the output (even in a run that failed or was interrupted) is
-        # journaled: refresh now rather than leave it to the next run.
-        if outrepo.pending(run.output):
-            try:
-                outrepo.refresh_metadata(run.output)
-            except SuperbuildError as exc:
-                result.metadata_error = str(exc)
+        # journaled: refresh now rather than leave it to the next run.  Each target's
+        # repository has its own journal, lock and metadata.
+        errors = []
+        for output in run.outputs:
+            if outrepo.pending(output):
+                try:
+                    outrepo.refresh_metadata(output)
+                except SuperbuildError as exc:
+                    errors.append(str(exc))
+        result.metadata_error = "; ".join(errors) or None
     except BaseException as exc:
         if recorder is not None:
             recorder.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failure")

@@ -266,7 +266,10 @@ def borrow(repo: Path, rng: Range, commit: str, links: Mapping[str, str] | None)
     if links is not None:
         left_out = sorted(n for n, e in entries.items() if e.path not in links)
         entries = {n: e for n, e in entries.items() if e.path in links}
-    product = Product(commit, entries, found.settings_data)
+    targets = {
+        t: {n: e for n, e in es.items() if n in entries} for t, es in found.target_entries.items()
+    }
+    product = Product(commit, entries, found.settings_data, targets)
     product.manifests = source
     product.left_out = tuple(left_out)
     return product
@@ -390,8 +393,19 @@ def _load_base(repo: Path, rng: Range, head_product: Product) -> Product:
     if ids[0] is None and rng.manifests_from is not None:
         return borrow(repo, rng, rng.base, None)
     if ids == rng.head_ids and head_product.manifests == rng.head:
-        return Product(rng.base, head_product.entries, head_product.settings_data)
+        return Product(
+            rng.base, head_product.entries, head_product.settings_data, head_product.target_entries
+        )
     return load_product(repo, rng.base, strict=False, cache_dir=cache_dir(repo), tree_ids=ids)
+
+
+def _target_digests(product: Product, name: str) -> list[tuple[str, str]]:
+    """The digests of ``name`` as built for each target (empty without ``targets:``)."""
+    return [
+        (t, entries[name].digest)
+        for t, entries in product.target_entries.items()
+        if name in entries
+    ]
 
 
 def gitlink_changes(
@@ -496,7 +510,9 @@ def _changeset(
         old = base_product.entries.get(name)
         if old is None:
             why = "manifest added"
-        elif old.digest == entry.digest:
+        elif old.digest == entry.digest and _target_digests(base_product, name) == _target_digests(
+            product, name
+        ):
             continue
         elif old.blob != entry.blob:
             why = "manifest changed"

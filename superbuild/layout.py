@@ -21,6 +21,7 @@ folder and its ``.gitignore``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from superbuild import fileio
@@ -106,3 +107,15 @@ def output_dir(repo: Path, configured: str | Path | None) -> Path:
     relative to the superproject unless absolute; default ``.superbuild/output``."""
     path = Path(configured) if configured else Path(DEFAULT_OUTPUT)
     return path if path.is_absolute() else repo / path
+
+
+def target_output(output: Path, target: str | None) -> Path:
+    """The output repository of one target: ``OUTPUT/<target>`` (its own ``rpms/``,
+    ``srpms/`` and ``files/``), or ``OUTPUT`` itself for the implicit target (None)."""
+    return output if target is None else output / target
+
+
+def target_outputs(output: Path, targets: Iterable[str]) -> list[Path]:
+    """The output repositories of a product's ``targets`` (none: ``[output]``)."""
+    names = list(targets)
+    return [output / t for t in names] if names else [output]

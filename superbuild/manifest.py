@@ -66,6 +66,7 @@ class Entry(NamedTuple):
     archive_upstream: str | None
     archive_patches: str
     repo: str
+    targets: tuple[str, ...]
     blob: str
     digest: str
 
@@ -97,6 +98,7 @@ class Product:
         commit: str | None,
         entries: Mapping[str, Entry],
         settings: Mapping[str, Any] | None = None,
+        target_entries: Mapping[str, Mapping[str, Entry]] | None = None,
     ) -> None:
         self.commit = commit
         self.entries = dict(sorted(entries.items()))
@@ -106,15 +108,26 @@ class Product:
         self.manifests: str | None = commit
         #: Packages of the borrowed manifests whose path is no gitlink of ``commit``.
         self.left_out: tuple[str, ...] = ()
+        #: target -> package -> the entry with that target's defaults applied (only the
+        #: packages built for the target).
+        self.target_entries: dict[str, dict[str, Entry]] = {
+            t: dict(sorted(e.items())) for t, e in (target_entries or {}).items()
+        }
 
     @classmethod
     def of(
-        cls, commit: str | None, packages: Iterable[Package], settings: Settings | None = None
+        cls,
+        commit: str | None,
+        packages: Iterable[Package],
+        settings: Settings | None = None,
+        target_packages: Mapping[str, Iterable[Package]] | None = None,
     ) -> Product:
+        packages = list(packages)
         product = cls(
             commit,
             {p.name: Entry.of(p) for p in packages},
             settings.to_dict() if settings is not None else None,
+            {t: {p.name: Entry.of(p) for p in ps} for t, ps in (target_packages or {}).items()},
         )
         product.__dict__["packages"] = {p.name: p for p in sorted(packages, key=lambda p: p.name)}
         if settings is not None:
@@ -141,6 +154,34 @@ class Product:
 
     def blob(self, name: str) -> str:
         return self.entries[name].blob
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        """The targets of superbuild.yaml, in its order (empty: the implicit target)."""
+        return tuple(self.settings_data.get("targets") or ())
+
+    def targets_of(self, name: str) -> tuple[str | None, ...]:
+        """The targets ``name`` is built for: ``(None,)`` without ``targets:``."""
+        if not self.target_names:
+            return (None,)
+        return tuple(t for t in self.target_names if name in self.target_entries.get(t, {}))
+
+    def entry_for(self, name: str, target: str | None) -> Entry:
+        """The entry of ``name`` with ``target``'s defaults applied (None: as it is)."""
+        return self.entries[name] if target is None else self.target_entries[target][name]
+
+    def package_for(self, name: str, target: str | None) -> Package:
+        """The package ``name`` as it is built for ``target`` (None: the implicit one)."""
+        if target is None:
+            return self.packages[name]
+        return self._target_packages[target][name]
+
+    @cached_property
+    def _target_packages(self) -> dict[str, dict[str, Package]]:
+        return {
+            t: {n: e.package() for n, e in entries.items()}
+            for t, entries in self.target_entries.items()
+        }
 
     def digest(self, name: str) -> str:
         return self.entries[name].digest
@@ -218,11 +259,16 @@ def load_product(
     )
     cached = _read_cache(cache_dir / key) if cache_dir is not None else None
     if cached is not None:
-        product = Product(commit, cached[0], cached[1])
+        product = Product(commit, cached[0], cached[1], cached[2])
         problems: list[str] = []
     else:
-        packages, settings, problems = _parse(repo, tree, settings_blob)
-        product = Product.of(commit, packages.values(), settings)
+        packages, settings, problems, per_target = _parse(repo, tree, settings_blob)
+        product = Product.of(
+            commit,
+            packages.values(),
+            settings,
+            {t: found.values() for t, found in per_target.items()},
+        )
         if cache_dir is not None and not problems:
             _write_cache(cache_dir / key, product)
     if strict and links is not None:
@@ -248,7 +294,9 @@ def _no_manifests(repo: Path, commit: str, hint: str = "") -> str:
     )
 
 
-def _read_cache(path: Path) -> tuple[dict[str, Entry], dict[str, Any]] | None:
+def _read_cache(
+    path: Path,
+) -> tuple[dict[str, Entry], dict[str, Any], dict[str, dict[str, Entry]]] | None:
     """Read a cache file: a CRC-32 of the payload, then the payload in ``marshal`` format.
 
     marshal (not JSON) because it loads 1,000 entries several times faster; the CRC is
@@ -268,10 +316,14 @@ def _read_cache(path: Path) -> tuple[dict[str, Entry], dict[str, Any]] | None:
         if data["fields"] != Entry._fields or data.get("key") != path.name:
             return None  # another layout, or another key's file copied over this one
         entries = {values[0]: Entry._make(values) for values in data["packages"]}
+        targets = {
+            t: {values[0]: Entry._make(values) for values in rows}
+            for t, rows in data["targets"].items()
+        }
         settings = data["settings"]
         if not isinstance(settings, dict):
             return None
-        return entries, settings
+        return entries, settings, targets
     except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError):
         return None  # absent or corrupt: parse again
 
@@ -287,6 +339,7 @@ def _write_cache(path: Path, product: Product) -> None:
         "fields": Entry._fields,
         "packages": [tuple(e) for e in product.entries.values()],
         "settings": product.settings_data,
+        "targets": {t: [tuple(e) for e in es.values()] for t, es in product.target_entries.items()},
     }
     payload = marshal.dumps(data)
     with contextlib.suppress(OSError):  # a read-only git dir: no cache, same answers
@@ -295,13 +348,14 @@ def _write_cache(path: Path, product: Product) -> None:
         )
 
 
-#: Parsed manifest files of this process: (blob, path, settings blob) -> (package, problems).
-_MEMO: dict[tuple[str, str, str], tuple[Package | None, list[str]]] = {}
+#: Parsed manifest files of this process: (blob, path, settings blob) -> (package,
+#: problems, the package per target of the settings).
+_MEMO: dict[tuple[str, str, str], tuple[Package | None, list[str], dict[str, Package]]] = {}
 
 
 def _parse(
     repo: Path, tree: str, settings_blob: str | None
-) -> tuple[dict[str, Package], Settings, list[str]]:
+) -> tuple[dict[str, Package], Settings, list[str], dict[str, dict[str, Package]]]:
     from superbuild import schema  # only when a manifest is parsed (a cache miss)
 
     entries = [
@@ -332,6 +386,7 @@ def _parse(
                 keep_runs=raw.get("keep_runs", Settings().keep_runs),
                 release_binary=raw.get("releases", {}).get("binary", Settings().release_binary),
                 release_source=raw.get("releases", {}).get("source", Settings().release_source),
+                targets=raw.get("targets", {}),
             )
             problems.extend(_releases_problems(settings))
     import re
@@ -339,6 +394,7 @@ def _parse(
     by_name: dict[str, list[str]] = {}
     by_path: dict[str, list[str]] = {}
     packages: dict[str, Package] = {}
+    per_target: dict[str, dict[str, Package]] = {t: {} for t in settings.targets}
     for entry in sorted(entries, key=lambda e: e.path):
         file = f"{MANIFESTS_DIR}/{entry.path}"
         name = manifest_name(entry.path)
@@ -352,23 +408,16 @@ def _parse(
             continue
         key = (entry.oid, entry.path, memo_key)
         if key not in _MEMO:
-            found: list[str] = []
-            raw = schema.load_yaml(blobs[entry.oid], file, found)
-            ok = raw is not None and schema.validate(raw, schema.MANIFEST_SCHEMA, file, found)
-            made = _package(name, file, entry.oid, raw, settings.defaults) if raw and ok else None
-            if made is not None:
-                found.extend(_archive_problems(made))
-                found.extend(_env_problems(made))
-                found.extend(_repo_problems(made))
-                made = None if found else made
-            _MEMO[key] = (made, found)
-        parsed, found = _MEMO[key]
+            _MEMO[key] = _parse_one(name, file, entry.oid, blobs[entry.oid], settings)
+        parsed, found, variants = _MEMO[key]
         problems.extend(found)
         if parsed is None:
             continue
         pkg = parsed
         by_path.setdefault(pkg.path, []).append(file)
         packages[name] = pkg
+        for target, variant in variants.items():
+            per_target.setdefault(target, {})[name] = variant
     for name, files in by_name.items():
         if len(files) > 1:
             problems.append(f"duplicate package name {name!r}: {', '.join(files)}")
@@ -386,7 +435,73 @@ def _parse(
                 )
     packages = dict(sorted(packages.items()))
     problems.extend(_cycle_problems(packages))
-    return packages, settings, problems
+    problems.extend(_target_problems(packages, per_target))
+    per_target = {t: dict(sorted(found.items())) for t, found in per_target.items()}
+    return packages, settings, problems, per_target
+
+
+def _parse_one(
+    name: str, file: str, blob: str, data: bytes, settings: Settings
+) -> tuple[Package | None, list[str], dict[str, Package]]:
+    """One manifest file: its package, its problems, and its package per target it is
+    built for (that target's defaults over ``defaults:``, under the manifest's keys)."""
+    from superbuild import schema
+
+    found: list[str] = []
+    raw = schema.load_yaml(data, file, found)
+    ok = raw is not None and schema.validate(raw, schema.MANIFEST_SCHEMA, file, found)
+    if not raw or not ok:
+        return None, found, {}
+    made = _package(name, file, blob, raw, settings.defaults)
+    wanted = made.targets or tuple(settings.targets)
+    unknown = [t for t in made.targets if t not in settings.targets]
+    if unknown:
+        defined = ", ".join(settings.targets) or "none"
+        found.append(
+            f"{file}: targets: unknown target {unknown[0]!r} (superbuild.yaml targets: "
+            f"{defined}): name one of those, or define it in superbuild.yaml"
+        )
+    variants = {
+        t: _package(name, file, blob, raw, _with_target(settings.defaults, settings.targets[t]))
+        for t in wanted
+        if t in settings.targets
+    }
+    for pkg in (made, *variants.values()):
+        for problem in (*_archive_problems(pkg), *_env_problems(pkg), *_repo_problems(pkg)):
+            if problem not in found:
+                found.append(problem)
+    if found:
+        return None, found, {}
+    return made, found, variants
+
+
+def _with_target(defaults: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str, Any]:
+    """``defaults:`` with a target's keys over them; the mappings (``env``,
+    ``rpm_macros``, ``archive``) merged key by key, as a manifest's are."""
+    merged = {**defaults, **target}
+    for key in ("env", "rpm_macros", "archive"):
+        if key in defaults and key in target:
+            merged[key] = {**defaults[key], **target[key]}
+    return merged
+
+
+def _target_problems(
+    packages: Mapping[str, Package], per_target: Mapping[str, Mapping[str, Package]]
+) -> list[str]:
+    """A package built for a target whose requirement is not: it would build against
+    nothing of that target."""
+    problems = []
+    for target, built in per_target.items():
+        for name in built:
+            pkg = packages[name]
+            for req in pkg.requires:
+                if req in packages and req not in built:
+                    problems.append(
+                        f"{pkg.manifest}: requires {req!r}, which is not built for target "
+                        f"{target!r} (its manifest's targets:): restrict {name} with targets: "
+                        f"too, or build {req} for {target}"
+                    )
+    return problems
 
 
 def _package(
@@ -446,6 +561,7 @@ def _package(
         archive_upstream=archive.get("upstream"),
         archive_patches=archive.get("patches", "per-commit"),
         repo=data.get("repo", "main"),
+        targets=tuple(raw.get("targets", ())),
         blob=blob,
     )
 

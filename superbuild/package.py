@@ -21,6 +21,22 @@ DEFAULT_REPO = "main"
 DEFAULT_RELEASE_BINARY = "{target}/{repo}"
 DEFAULT_RELEASE_SOURCE = "{target}/{repo}-srpms"
 
+#: The target of a product without ``targets:`` in superbuild.yaml: ``None`` (``null`` in
+#: JSON).  Its jobs are named by the package alone and its output is today's layout.
+IMPLICIT: None = None
+
+
+def job_id(package: str, target: str | None) -> str:
+    """The id of the build of ``package`` for ``target``: ``pkg@el9``, or ``pkg`` for the
+    implicit target.  ``@`` is in neither a package nor a target name, so it splits back."""
+    return package if target is None else f"{package}@{target}"
+
+
+def split_job_id(job: str) -> tuple[str, str | None]:
+    """``(package, target)`` of a :func:`job_id`."""
+    package, at, target = job.partition("@")
+    return (package, target) if at else (package, None)
+
 
 @dataclass(frozen=True)
 class Package:
@@ -61,6 +77,9 @@ class Package:
     #: ``repo:``: the repository of a release this package's RPMs go to (``deps/misc``);
     #: a layout choice, not a build input (left out of :attr:`digest`).
     repo: str = DEFAULT_REPO
+    #: ``targets: [el9]``: the targets of superbuild.yaml this package is built for
+    #: (empty: every target).
+    targets: tuple[str, ...] = ()
     blob: str = ""  # object id of the manifest file
 
     def timeout(self, stage: str) -> float | None:
@@ -108,6 +127,7 @@ class Package:
             "archive_upstream": self.archive_upstream,
             "archive_patches": self.archive_patches,
             "repo": self.repo,
+            "targets": list(self.targets),
             "blob": self.blob,
         }
 
@@ -139,6 +159,7 @@ _OPTIONAL: dict[str, Any] = {
     "archive_command": [],
     "archive_upstream": None,
     "archive_patches": "per-commit",
+    "targets": [],
 }
 
 
@@ -156,6 +177,9 @@ class Settings:
     #: the release (placeholders ``{target}`` and ``{repo}``; docs/releases.md).
     release_binary: str = DEFAULT_RELEASE_BINARY
     release_source: str = DEFAULT_RELEASE_SOURCE
+    #: ``targets:``: name -> package defaults for that target (over ``defaults``), in the
+    #: file's order.  Empty: one implicit target (:data:`IMPLICIT`), today's layout.
+    targets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -169,6 +193,7 @@ class Settings:
             "keep_runs": self.keep_runs,
             "release_binary": self.release_binary,
             "release_source": self.release_source,
+            "targets": {name: dict(values) for name, values in self.targets.items()},
         }
 
     @classmethod

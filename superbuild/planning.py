@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from superbuild.changes import ChangeSet, borrowed_notes, detect, load_head, resolve_range
-from superbuild.errors import UsageError
+from superbuild.errors import SuperbuildError, UsageError
 from superbuild.manifest import Product, unknown_package_message
-from superbuild.state import BuildState, since_last_success
+from superbuild.package import job_id, split_job_id
+from superbuild.state import BuildRecord, BuildState, since_last_success
 
 Mode = Literal["range", "all", "since-last-success", "retry-failed"]
 MODES: tuple[Mode, ...] = ("range", "all", "since-last-success", "retry-failed")
@@ -60,6 +61,8 @@ class PlanRequest:
     skip: tuple[str, ...] = ()
     #: ``--manifests-from``: the commit whose manifests judge commits that have none.
     manifests_from: str | None = None
+    #: ``--target``: only these targets of superbuild.yaml (empty: every target).
+    targets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -132,11 +135,40 @@ class Plan:
     #: Directly affected package -> why (a changed gitlink or manifest, a verdict, ...).
     reasons: dict[str, str] = field(default_factory=dict)
     mode: Mode = "range"
+    #: Package -> the targets it is built for in this run (``(None,)``: the implicit
+    #: target); a package missing here is built for each of its targets.
+    targets: dict[str, tuple[str | None, ...]] = field(default_factory=dict)
 
     @property
     def packages(self) -> list[str]:
         """Every package of the plan, in build order."""
         return [n for w in self.waves for n in w]
+
+    def targets_of(self, name: str) -> tuple[str | None, ...]:
+        """The targets ``name`` is built for in this plan."""
+        found = self.targets.get(name)
+        return found if found is not None else self.product.targets_of(name)
+
+    @property
+    def jobs(self) -> list[tuple[str, str | None]]:
+        """``(package, target)`` of every build of the plan, in build order: one job each."""
+        return [(n, t) for n in self.packages for t in self.targets_of(n)]
+
+    @property
+    def job_ids(self) -> list[str]:
+        """The job ids of :attr:`jobs` (``pkg``, or ``pkg@target``)."""
+        return [job_id(n, t) for n, t in self.jobs]
+
+    @property
+    def target_names(self) -> list[str | None]:
+        """The targets this plan builds for, in superbuild.yaml's order."""
+        used = {t for _, t in self.jobs}
+        names: list[str | None] = [*self.product.target_names] or [None]
+        return [t for t in names if t in used]
+
+    def job_commits(self) -> dict[str, str]:
+        """Job id -> the recorded commit it builds."""
+        return {job_id(n, t): self.commits[n] for n, t in self.jobs}
 
     def why(self, name: str) -> str:
         """The chain from a directly affected package to ``name``, with its reason."""
@@ -156,6 +188,8 @@ class NoPlan:
     """Nothing to plan (``retry-failed`` with nothing left to retry); ``notes`` say why."""
 
     notes: list[Note]
+    #: The targets of the product at --head when it was read (their outputs to recover).
+    target_names: tuple[str, ...] = ()
 
 
 def plan(repo: Path, request: PlanRequest, state: BuildState | None = None) -> Plan | NoPlan:
@@ -179,9 +213,23 @@ def _plan(repo: Path, request: PlanRequest, state: BuildState | None) -> Plan | 
     notes = [Note(w, warning=True) for w in rng.warnings]
     if request.mode == "since-last-success":
         product, links = load_head(repo, rng)
-        reasons = since_last_success(state, product, links)
-        affected = product.graph.with_dependents(reasons)
-        found = select(product, request, links, affected=affected, reasons=reasons)
+        by_job = since_last_success(state, product, links)
+        # Per target: what needs a rebuild there, and its dependents there.
+        per_target: dict[str | None, set[str]] = {}
+        for job in by_job:
+            name, target = split_job_id(job)
+            per_target.setdefault(target, set()).add(name)
+        wanted: dict[str, set[str | None]] = {}
+        for target, names in per_target.items():
+            for name in product.graph.with_dependents(names):
+                if target in product.targets_of(name):
+                    wanted.setdefault(name, set()).add(target)
+        reasons: dict[str, str] = {}
+        for job, why in by_job.items():
+            reasons.setdefault(split_job_id(job)[0], why)
+        found = select(
+            product, request, links, affected=wanted, reasons=reasons, affected_targets=wanted
+        )
     elif request.mode == "all" or (request.narrows and request.base is None):
         product, links = load_head(repo, rng)
         found = select(product, request, links)
@@ -213,33 +261,66 @@ def _retry_failed(repo: Path, request: PlanRequest, state: BuildState | None) ->
                     f"nothing to retry: the last run ({last.id}, {last.result}) "
                     "finished every package"
                 )
-            ]
+            ],
+            _target_names(repo, request.head),
         )
     rng = resolve_range(repo, None, request.head, request.manifests_from, offer=True)
     product, links = load_head(repo, rng)
     notes: list[Note] = [Note(n) for n in borrowed_notes(product)]
-    gone = [b.package for b in unfinished if b.package not in product.packages]
+
+    def known(b: BuildRecord) -> bool:
+        return b.package in product.packages and b.target in product.targets_of(b.package)
+
+    gone = [b.job_id for b in unfinished if not known(b)]
     if gone:
         notes.append(
             Note(f"not in the product any more, not retried: {', '.join(gone)}", warning=True)
         )
-    kept = [b for b in unfinished if b.package in product.packages]
+    kept = [b for b in unfinished if known(b)]
     if not kept:
-        return NoPlan([*notes, Note("nothing to retry")])
-    names = [b.package for b in kept]
+        return NoPlan([*notes, Note("nothing to retry")], product.target_names)
+    names = [b.job_id for b in kept]
     notes.append(
         Note(
             f"retrying {len(kept)} package(s) the last run ({last.id}, {last.result}) "
             f"did not finish: {', '.join(names)}"
         )
     )
-    reasons = {
-        b.package: f"{b.status} in run {last.id}" + (f" ({b.reason})" if b.reason else "")
-        for b in kept
-    }
-    found = select(product, request, links, affected=names, reasons=reasons)
+    reasons: dict[str, str] = {}
+    wanted: dict[str, set[str | None]] = {}
+    for b in kept:
+        reasons.setdefault(
+            b.package, f"{b.status} in run {last.id}" + (f" ({b.reason})" if b.reason else "")
+        )
+        wanted.setdefault(b.package, set()).add(b.target)
+    found = select(
+        product, request, links, affected=list(wanted), reasons=reasons, affected_targets=wanted
+    )
     found.notes[:0] = notes
     return found
+
+
+def _target_names(repo: Path, head: str) -> tuple[str, ...]:
+    """The targets at ``head`` (whose outputs a build recovers), () if it cannot be read:
+    a run killed after its last package may have left a target's metadata refresh."""
+    try:
+        product, _ = load_head(repo, resolve_range(repo, None, head))
+    except SuperbuildError:
+        return ()
+    return product.target_names
+
+
+def check_targets(product: Product, targets: Sequence[str]) -> None:
+    """Every ``--target`` must be a target of superbuild.yaml: one line, exit 2."""
+    for name in targets:
+        if name not in product.target_names:
+            defined = ", ".join(product.target_names)
+            raise UsageError(
+                f"--target {name}: unknown target; superbuild.yaml targets: {defined}"
+                if defined
+                else f"--target {name}: superbuild.yaml defines no targets: (add a "
+                "targets: mapping to build for several platforms, see docs/build.md)"
+            )
 
 
 def check_names(product: Product, named: Sequence[tuple[str, Sequence[str]]]) -> None:
@@ -262,9 +343,15 @@ def select(
     affected: Collection[str] | None = None,
     reasons: Mapping[str, str] | None = None,
     changeset: ChangeSet | None = None,
+    affected_targets: Mapping[str, Collection[str | None]] | None = None,
 ) -> Plan:
-    """Narrow ``affected`` (None: every package) by the request's filters, in waves."""
+    """Narrow ``affected`` (None: every package) by the request's filters, in waves.
+
+    Each package is built for its targets (``affected_targets``: only these), narrowed
+    by ``--target``; a package left with none is not in the plan.
+    """
     check_names(product, request.options())
+    check_targets(product, request.targets)
     graph = product.graph
     chosen = set(product.packages if affected is None else affected)
     if request.select:
@@ -275,6 +362,15 @@ def select(
         chosen &= graph.with_dependents(request.above)
     skipped = sorted(chosen & set(request.skip))
     chosen -= set(request.skip)
+    targets: dict[str, tuple[str | None, ...]] = {}
+    for name in sorted(chosen):
+        only = (affected_targets or {}).get(name)
+        targets[name] = tuple(
+            t
+            for t in product.targets_of(name)
+            if (only is None or t in only) and (not request.targets or t in request.targets)
+        )
+    chosen = {n for n, found in targets.items() if found}
     return Plan(
         product,
         graph.waves(chosen),
@@ -285,4 +381,5 @@ def select(
         dict(links),
         reasons={n: why for n, why in (reasons or {}).items() if n in chosen},
         mode=request.mode,
+        targets={n: found for n, found in targets.items() if n in chosen},
     )

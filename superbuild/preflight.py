@@ -94,7 +94,7 @@ def unavailable_sources(repo: Path, contexts: Sequence[BuildContext]) -> list[st
         return []
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(reading))) as pool:
         found = list(pool.map(lambda ctx: _commit_problem(repo, ctx), reading))
-    return sorted(line for line in found if line)
+    return sorted({line for line in found if line})  # a package of several targets: once
 
 
 def _writable_dir(path: Path) -> str | None:

@@ -169,7 +169,8 @@ def make_progress(total: int, console: Console | None = None) -> PlainProgress |
 
 
 def summary_table(report: dict[str, Any], limit: int = 50) -> Table:
-    """The final table: one row per package; past ``limit`` packages, only the unsuccessful."""
+    """The final table: one row per build (``pkg@target`` with targets); past ``limit``
+    rows, only the unsuccessful."""
     packages = report["packages"]
     shown = packages
     caption = None
@@ -189,10 +190,8 @@ def summary_table(report: dict[str, Any], limit: int = 50) -> Table:
     for p in shown:
         style = _STYLE.get(p["status"], "")
         detail = p["reason"] or f"{len(p['artifacts'])} file(s)"
+        name = p["package"] if p.get("target") is None else f"{p['package']}@{p['target']}"
         table.add_row(
-            escape(p["package"]),
-            f"[{style}]{p['status']}[/]",
-            f"{p['duration_s']:.1f}s",
-            escape(detail),
+            escape(name), f"[{style}]{p['status']}[/]", f"{p['duration_s']:.1f}s", escape(detail)
         )
     return table

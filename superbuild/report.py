@@ -32,10 +32,13 @@ class PackageReport:
     artifacts: tuple[str, ...]
     #: Successful builds of the same commit before this one (0: a first build).
     rebuild: int = 0
+    #: The target built for (None: the implicit target, ``null`` in JSON).
+    target: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "package": self.package,
+            "target": self.target,
             "commit": self.commit,
             "status": self.status,
             "reason": self.reason,
@@ -103,37 +106,42 @@ def tail(path: Path | str | None, lines: int = 20) -> list[str]:
 
 
 def junit_xml(report: BuildReport) -> str:
-    """JUnit XML: one testcase per package; a failure's text is its log tail.
+    """JUnit XML: one testsuite per target (``superbuild``, or ``superbuild.<target>``),
+    one testcase per package; a failure's text is its log tail.
 
-    The testsuite's ``time`` is the run's wall-clock time; a package's ``system-out``
+    A testsuite's ``time`` is the run's wall-clock time; a package's ``system-out``
     names its commit, and its log when it has one.
     """
     from xml.etree import ElementTree as ET
 
-    suite = ET.Element(
-        "testsuite",
-        name="superbuild",
-        tests=str(len(report.packages)),
-        failures=str(report.count("failed")),
-        skipped=str(report.count("skipped", "cancelled")),
-        time=f"{report.duration_s:.3f}",
-    )
-    for p in report.packages:
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname=f"superbuild.{p.pipeline}",
-            name=p.package,
-            time=f"{p.duration_s:.3f}",
-        )
-        if p.status == "failed":
-            failure = ET.SubElement(case, "failure", message=p.reason)
-            failure.text = "\n".join(tail(p.log, 50))
-        elif p.status in ("skipped", "cancelled"):
-            ET.SubElement(case, "skipped", message=f"{p.status}: {p.reason}")
-        out = f"commit {p.commit}" + (f"\nlog {p.log}" if p.log else "")
-        ET.SubElement(case, "system-out").text = out
     root = ET.Element("testsuites")
-    root.append(suite)
+    targets = list(dict.fromkeys(p.target for p in report.packages)) or [None]
+    for target in targets:
+        cases = [p for p in report.packages if p.target == target]
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name="superbuild" if target is None else f"superbuild.{target}",
+            tests=str(len(cases)),
+            failures=str(sum(p.status == "failed" for p in cases)),
+            skipped=str(sum(p.status in ("skipped", "cancelled") for p in cases)),
+            time=f"{report.duration_s:.3f}",
+        )
+        for p in cases:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"superbuild.{p.pipeline}",
+                name=p.package,
+                time=f"{p.duration_s:.3f}",
+            )
+            if p.status == "failed":
+                failure = ET.SubElement(case, "failure", message=p.reason)
+                failure.text = "\n".join(tail(p.log, 50))
+            elif p.status in ("skipped", "cancelled"):
+                ET.SubElement(case, "skipped", message=f"{p.status}: {p.reason}")
+            out = f"commit {p.commit}" + (f"\ntarget {p.target}" if p.target else "")
+            out += f"\nlog {p.log}" if p.log else ""
+            ET.SubElement(case, "system-out").text = out
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

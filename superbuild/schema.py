@@ -15,6 +15,9 @@ from typing import Any
 from superbuild.pipelines.registry import BUILDERS, PIPELINES, SOURCES, STAGES
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+#: A target name (``targets:`` keys): one safe path component (``OUTPUT/<target>/``), no
+#: ``@`` (job ids are ``package@target``), not hidden (``.``, ``..``, ``.superbuild-*``).
+TARGET_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 #: An rpm macro name (``rpm_macros:`` keys).
 MACRO_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -90,6 +93,12 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             "items": {"type": "string", "pattern": NAME_PATTERN},
             "uniqueItems": True,
         },
+        "targets": {
+            "type": "array",
+            "items": {"type": "string", "pattern": TARGET_PATTERN},
+            "uniqueItems": True,
+            "minItems": 1,
+        },
         **PACKAGE_KEYS,
     },
 }
@@ -101,6 +110,15 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "defaults": {"type": "object", "additionalProperties": False, "properties": PACKAGE_KEYS},
+        "targets": {
+            "type": "object",
+            "propertyNames": {"pattern": TARGET_PATTERN},
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": PACKAGE_KEYS,
+            },
+        },
         "output": {"type": "string", "minLength": 1},
         "jobs": {"type": "integer", "minimum": 0},
         "keep_runs": {"type": "integer", "minimum": 0},
@@ -286,6 +304,11 @@ def _describe(error: Any) -> str:
     if error.validator == "enum":
         return prefix + f"{value!r} is not one of: {', '.join(map(str, error.validator_value))}"
     if error.validator == "pattern":
+        if error.validator_value == TARGET_PATTERN:
+            return prefix + (
+                f"{value!r} is not a valid target name (letters, digits and . _ -, "
+                "starting with a letter or digit)"
+            )
         return prefix + f"{value!r} is not a valid package name"
     if error.validator == "oneOf":
         kinds = [option.get("type") for option in error.schema.get("oneOf", ())]

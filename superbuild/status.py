@@ -54,12 +54,32 @@ class LastBuild:
 
 
 @dataclass(frozen=True)
+class TargetStatus:
+    """The build state of a package for one named target (superbuild.yaml ``targets:``)."""
+
+    target: str
+    last_build: LastBuild | None
+    needs_rebuild: bool
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "last_build": self.last_build.to_json() if self.last_build else None,
+            "needs_rebuild": self.needs_rebuild,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
 class SubmoduleStatus:
     """One row of ``superbuild status``.
 
     ``checkout_commit``, ``dirty``, ``checkout_differs`` and ``unpushed`` are None when
     the submodule is not initialized; ``package``, ``needs_rebuild`` and ``last_build``
-    are None for a submodule no manifest claims.
+    are None for a submodule no manifest claims.  With named targets, ``targets`` holds
+    each target's verdict and ``last_build``/``needs_rebuild``/``reason`` sum them up
+    (the latest build, any target needing one, ``el9: never built; ...``).
     """
 
     package: str | None
@@ -73,6 +93,7 @@ class SubmoduleStatus:
     last_build: LastBuild | None
     needs_rebuild: bool | None
     reason: str
+    targets: tuple[TargetStatus, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +108,7 @@ class SubmoduleStatus:
             "last_build": self.last_build.to_json() if self.last_build else None,
             "needs_rebuild": self.needs_rebuild,
             "reason": self.reason,
+            "targets": [t.to_json() for t in self.targets],
         }
 
 
@@ -385,7 +407,8 @@ def _last_build(history: PackageHistory | None) -> LastBuild | None:
 def collect(repo: Path, *, workers: int = WORKERS) -> list[SubmoduleStatus]:
     """The status of every submodule recorded in the superproject's ``HEAD``, by path."""
     from superbuild.changes import cache_dir, load_head, resolve_range
-    from superbuild.state import BuildState, verdicts_for
+    from superbuild.package import job_id
+    from superbuild.state import BuildState, Verdict, verdicts_for
 
     bare = not (repo / ".git").exists()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -418,6 +441,25 @@ def collect(repo: Path, *, workers: int = WORKERS) -> list[SubmoduleStatus]:
         checkout = done.get(path)
         flag = flags.get(path)
         verdict = verdicts.get(name) if name is not None else None
+        per_target: tuple[TargetStatus, ...] = ()
+        last = _last_build(history.get(name)) if name is not None else None
+        if name is not None and product.target_names:
+            per_target = tuple(
+                TargetStatus(
+                    t,
+                    _last_build(history.get(job_id(name, t))),
+                    verdicts[job_id(name, t)].needs_rebuild,
+                    verdicts[job_id(name, t)].reason,
+                )
+                for t in product.targets_of(name)
+                if t is not None
+            )
+            verdict = Verdict(
+                any(t.needs_rebuild for t in per_target),
+                "; ".join(f"{t.target}: {t.reason}" for t in per_target if t.needs_rebuild),
+            )
+            builds = [t.last_build for t in per_target if t.last_build is not None]
+            last = max(builds, key=lambda b: b.finished_at or "", default=None)
         rows.append(
             SubmoduleStatus(
                 package=name,
@@ -428,9 +470,10 @@ def collect(repo: Path, *, workers: int = WORKERS) -> list[SubmoduleStatus]:
                 dirty=bool(flag and (flag.modified or flag.untracked)) if checkout else None,
                 checkout_differs=checkout.commit != recorded if checkout else None,
                 unpushed=checkout.unpushed if checkout else None,
-                last_build=_last_build(history.get(name)) if name is not None else None,
+                last_build=last,
                 needs_rebuild=verdict.needs_rebuild if verdict is not None else None,
                 reason=verdict.reason if verdict is not None else "",
+                targets=per_target,
             )
         )
     return rows

@@ -212,5 +212,15 @@ def show_plan(plan: Plan) -> None:
     count = len(plan.packages)
     out.print(f"[bold]plan[/]: {count} package{'' if count == 1 else 's'} {what}")
     _waves(out, plan.waves, "  nothing to build")
+    named = [t for t in plan.target_names if t is not None]
+    if named:
+        counts = {t: sum(1 for _, j in plan.jobs if j == t) for t in named}
+        out.print(
+            f"  [bold]targets[/]: {len(plan.jobs)} jobs: "
+            + ", ".join(f"{escape(t)} ({counts[t]})" for t in named)
+        )
+        partial = [n for n in plan.packages if len(plan.targets_of(n)) < len(named)]
+        for name in partial:
+            out.print(f"    {escape(name)}: {', '.join(map(str, plan.targets_of(name)))} only")
     if plan.skipped:
         out.print(f"  [dim]skipped (--packages-skip)[/]: {escape(', '.join(plan.skipped))}")

@@ -113,7 +113,7 @@ def test_version_1_database_is_migrated(repo: Path) -> None:
         db.executescript(SCHEMA_V1)
     with opened(repo) as state:
         db = state.db
-        assert db.execute("PRAGMA user_version").fetchone()[0] == st.SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == st.SCHEMA_VERSION == 4
         [run] = state.runs()
         assert (run.id, run.result, run.pid, run.host) == ("old-run", "success", 4242, "")
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}

@@ -83,6 +83,16 @@ def add_manifests_from(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_targets(p: argparse.ArgumentParser) -> None:
+    """``--target T`` (repeatable): only these targets of superbuild.yaml."""
+    p.add_argument(
+        "--target",
+        action="append",
+        metavar="T",
+        help="only this target of superbuild.yaml targets: (repeatable; default: every target)",
+    )
+
+
 def add_selection(p: argparse.ArgumentParser) -> None:
     """colcon's package selection options."""
     group = p.add_argument_group("package selection (as in colcon)")

@@ -12,7 +12,7 @@ import contextlib
 import shutil
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -22,7 +22,7 @@ from rich.markup import escape
 from superbuild import layout, planning
 from superbuild.build import BuildOptions, BuildResult, execute, new_run_id, prepare
 from superbuild.cleanup import remove_stale_scratch
-from superbuild.commands import add_range, add_selection, plural, superproject
+from superbuild.commands import add_range, add_selection, add_targets, plural, superproject
 from superbuild.commands.planargs import print_notes, request_from_args
 from superbuild.config import BuildConfig, BuildFlags, resolve
 from superbuild.errors import EXIT_FAILED, EXIT_INTERRUPTED
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_range(p)
     add_selection(p)
+    add_targets(p)
     p.add_argument(
         "-j",
         "--jobs",
@@ -113,10 +114,17 @@ def build_options(config: BuildConfig) -> BuildOptions:
     )
 
 
-def building_line(count: int, jobs: int, run_id: str, logs: Path) -> str:
-    """``building 3 packages, 2 at a time (run ..., logs in ...)``."""
+def building_line(
+    count: int, jobs: int, run_id: str, logs: Path, targets: Sequence[str | None] = (None,)
+) -> str:
+    """``building 3 packages, 2 at a time (run ..., logs in ...)``; with named targets
+    ``count`` is the number of jobs: ``building 4 jobs for 2 targets (el9, fc42), ...``."""
     at_a_time = f", {min(jobs, count)} at a time" if count > 1 and jobs > 1 else ""
-    return f"building {plural(count, 'package')}{at_a_time} (run {run_id}, logs in {logs})"
+    named = [t for t in targets if t is not None]
+    what = plural(count, "package")
+    if named:
+        what = f"{plural(count, 'job')} for {plural(len(named), 'target')} ({', '.join(named)})"
+    return f"building {what}{at_a_time} (run {run_id}, logs in {logs})"
 
 
 @contextlib.contextmanager
@@ -164,20 +172,23 @@ def run(args: argparse.Namespace) -> int:
         print_notes(found.notes)
         if isinstance(found, NoPlan):
             flags = flags_from(args)
-            _recover_output(layout.output_dir(repo, flags.output), err)
+            _recover_outputs(layout.output_dir(repo, flags.output), found.target_names, err)
             return 0
         return _build(repo, args, found, state=state, run_id=run_id, err=err)
 
 
-def _recover_output(output: Path, err: Console) -> None:
-    """Finish what a killed run left in the output: a journaled refresh, dead staging."""
+def _recover_outputs(root: Path, targets: Sequence[str], err: Console) -> None:
+    """Finish what a killed run left in each target's output repository (``targets``:
+    superbuild.yaml's; none: the output root itself): a journaled refresh, dead staging."""
     from superbuild import outrepo
 
-    if outrepo.pending(output):
-        err.print(
-            f"completing the metadata refresh a killed run left pending in {escape(str(output))}"
-        )
-    outrepo.recover(output)
+    for output in layout.target_outputs(root, targets):
+        if outrepo.pending(output):
+            err.print(
+                "completing the metadata refresh a killed run left pending in "
+                f"{escape(str(output))}"
+            )
+        outrepo.recover(output)
 
 
 def _build(
@@ -197,9 +208,9 @@ def _build(
         repo,
         plan,
         options,
-        weights=state.weights(plan.packages),
+        weights=state.weights(plan.job_ids),
         run_id=run_id,
-        rebuilds=state.rebuilds(plan.commits),
+        rebuilds=state.rebuilds(plan.job_commits()),
     )
     from superbuild import preflight
 
@@ -210,23 +221,26 @@ def _build(
     preflight.check(
         repo, run_.contexts, output=run_.output, reports=reports, remote=options.executor != "local"
     )
-    _recover_output(run_.output, err)
+    _recover_outputs(run_.output, plan.product.target_names, err)
     recorder = None
-    if not plan.packages:
+    jobs = plan.job_ids
+    if not jobs:
         err.print("nothing to build")
     else:
-        err.print(building_line(len(plan.packages), options.jobs, run_.run_id, run_.log_root))
+        err.print(
+            building_line(len(jobs), options.jobs, run_.run_id, run_.log_root, plan.target_names)
+        )
         recorder = RunRecorder.for_packages(
             state,
             run_id,
             head=plan.product.commit,
             base=plan.changeset.base if plan.changeset else None,
             inputs=build_inputs(plan.product, plan.links),
-            packages=plan.packages,
+            packages=jobs,
             output=run_.output,
             pool=layout.pool_root(repo),
         )
-    progress = make_progress(len(plan.packages), err)
+    progress = make_progress(len(jobs), err)
     try:
         with sigterm_as_interrupt(), progress:
             result = execute(run_, options, observers=[progress], recorder=recorder)

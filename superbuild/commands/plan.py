@@ -10,14 +10,16 @@ import argparse
 from typing import Any
 
 from superbuild import planning
-from superbuild.commands import add_range, add_selection, print_json, superproject
+from superbuild.commands import add_range, add_selection, add_targets, print_json, superproject
 from superbuild.commands.planargs import print_notes, request_from_args
+from superbuild.package import job_id
 from superbuild.planning import NoPlan, Plan
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_range(p)
     add_selection(p)
+    add_targets(p)
     p.add_argument(
         "--format",
         choices=["text", "json"],
@@ -50,14 +52,24 @@ def plan_json(plan: Plan, previews: dict[str, dict[str, str]] | None = None) -> 
                 "path": plan.product.packages[name].path,
                 "commit": plan.commits[name],
                 "requires": list(plan.product.graph.requires[name]),
+                # Only with named targets: a product without them keeps its format.
+                **({"targets": list(plan.targets_of(name))} if plan.product.target_names else {}),
             }
             for name in plan.packages
         ],
         "skipped": plan.skipped,
+        "targets": plan.target_names,
+        "jobs": [
+            {"job": job_id(name, target), "package": name, "target": target}
+            for name, target in plan.jobs
+        ],
     }
     if previews is not None:
+        for entry in data["jobs"]:
+            entry["preview"] = previews.get(entry["job"], {})
         for entry in data["packages"]:
-            entry["preview"] = previews.get(entry["package"], {})
+            first = job_id(entry["package"], plan.targets_of(entry["package"])[0])
+            entry["preview"] = previews.get(first, {})
     return data
 
 

@@ -30,6 +30,7 @@ def request_from_args(args: argparse.Namespace) -> PlanRequest:
         above=tuple(getattr(args, "packages_above", ())),
         skip=tuple(getattr(args, "packages_skip", ())),
         manifests_from=getattr(args, "manifests_from", None),
+        targets=tuple(getattr(args, "target", None) or ()),
     )
     check(request, also=[option for option, _ in given[1:]])
     return request

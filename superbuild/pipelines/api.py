@@ -55,6 +55,8 @@ class BuildContext:
     #: Successful builds of this commit before this one (the build state): a rebuild
     #: against changed dependencies gets a new Release from it.
     rebuild: int = 0
+    #: The target built for (superbuild.yaml ``targets:``); None: the implicit one.
+    target: str | None = None
 
 
 @dataclass
@@ -95,6 +97,8 @@ class JobInputs:
     remote: bool = False
     #: See :attr:`BuildContext.rebuild`.
     rebuild: int = 0
+    #: See :attr:`BuildContext.target`.
+    target: str | None = None
     #: Durations of the stages the coordinator ran (``source``).
     stage_durations: tuple[tuple[str, float], ...] = ()
 

@@ -15,6 +15,8 @@ only through environment variables, never by pasting them into the text:
                             previous build's files atomically)
 ``SUPERBUILD_TARBALL``      ``NAME-COMMIT7.tar.gz`` of the commit (prefix ``NAME-COMMIT7/``),
                             only with ``source: export``
+``SUPERBUILD_TARGET``       the target built for (superbuild.yaml ``targets:``), only with
+                            targets
 ==========================  ===============================================================
 
 plus ``ctx.env`` and the manifest's ``env``.  With ``source: export`` (the default)
@@ -183,6 +185,8 @@ class CommandPipeline(Pipeline):
         out = ws.work_dir / "out"
         env_extra = export.package_variables(pkg.name, pkg.path, inputs.commit, src)
         env_extra["SUPERBUILD_OUTPUT"] = os.fspath(out)
+        if inputs.target is not None:
+            env_extra["SUPERBUILD_TARGET"] = inputs.target
         tarball: Path | None = None
         if inputs.sources:
             tarball = inputs.sources[0].write(ws.work_dir)

@@ -57,4 +57,5 @@ def inputs_for(
         payload=payload,
         stage_durations=tuple(durations.items()),
         rebuild=ctx.rebuild,
+        target=ctx.target,
     )

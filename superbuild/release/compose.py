@@ -33,6 +33,7 @@ from typing import Any
 from superbuild import __version__, layout, proc
 from superbuild.errors import SuperbuildError, UsageError
 from superbuild.outrepo import rpm_arch
+from superbuild.package import split_job_id
 from superbuild.release import DEFAULT_TARGET
 from superbuild.release.evr import EVR, compare
 from superbuild.release.pool import link_or_copy, pool_file
@@ -281,12 +282,11 @@ def create(
     Holds the releases' lock throughout: ``gc`` cannot take a pool file meanwhile.
     """
     check_name(name)
-    chosen = _targets(targets)
     layout.state_dir(repo)  # its .gitignore, before releases/ is made in it
     root = layout.releases_root(repo)
     with locked(root):
         remove_dead_temps(root)
-        return _create(repo, root, name, head, chosen, base, allow_downgrade=allow_downgrade)
+        return _create(repo, root, name, head, targets, base, allow_downgrade=allow_downgrade)
 
 
 def _create(  # noqa: PLR0917 - the arguments of create, checked
@@ -294,7 +294,7 @@ def _create(  # noqa: PLR0917 - the arguments of create, checked
     root: Path,
     name: str,
     head: str,
-    chosen: list[str],
+    wanted: Sequence[str],
     base: str | None,
     *,
     allow_downgrade: bool,
@@ -310,10 +310,17 @@ def _create(  # noqa: PLR0917 - the arguments of create, checked
     rng = resolve_range(repo, None, head)
     product, links = load_head(repo, rng)
     settings = product.settings
-    inputs = build_inputs(product, links)
+    chosen = _targets(wanted, product.target_names)
+    # (package, release target, inputs) of every build the release takes.
+    inputs = [
+        (pkg_name, target or DEFAULT_TARGET, now)
+        for job, now in build_inputs(product, links).items()
+        for pkg_name, target in [split_job_id(job)]
+        if (target or DEFAULT_TARGET) in chosen
+    ]
     with BuildState.read(repo) as state:
-        builds = state.successes(i.key for i in inputs.values()) if state is not None else {}
-    missing = [(n, t) for t in chosen for n, i in inputs.items() if i.key not in builds]
+        builds = state.successes(i.key for *_, i in inputs) if state is not None else {}
+    missing = [(n, t) for n, t, i in inputs if i.key not in builds]
     if missing:
         names = " ".join(sorted({n for n, _ in missing}))
         raise ReleaseError(
@@ -323,31 +330,30 @@ def _create(  # noqa: PLR0917 - the arguments of create, checked
     pool = layout.pool_root(repo)
     entries: list[tuple[str, str, dict[str, Any], list[tuple[Path, str, str, int]]]] = []
     absent = []
-    for target in chosen:
-        for pkg_name, now in inputs.items():
-            built = builds[now.key]
-            rpms = []
-            for f in built.files:
-                if not f.path.endswith(".rpm"):
-                    continue  # files of other pipelines are not part of a release
-                src = pool_file(pool, f.sha256)
-                if not src.is_file():
-                    absent.append(pkg_name)
-                rpms.append((src, f.path, f.sha256, f.size))
-            entries.append(
-                (
-                    target,
-                    pkg_name,
-                    {
-                        "path": product.entries[pkg_name].path,
-                        "repo": product.entries[pkg_name].repo,
-                        "commit": built.build.commit,
-                        "build_key": now.key,
-                        "run_id": built.build.run_id,
-                    },
-                    rpms,
-                )
+    for pkg_name, target, now in sorted(inputs, key=lambda i: (chosen.index(i[1]), i[0])):
+        built = builds[now.key]
+        rpms = []
+        for f in built.files:
+            if not f.path.endswith(".rpm"):
+                continue  # files of other pipelines are not part of a release
+            src = pool_file(pool, f.sha256)
+            if not src.is_file():
+                absent.append(pkg_name)
+            rpms.append((src, f.path, f.sha256, f.size))
+        entries.append(
+            (
+                target,
+                pkg_name,
+                {
+                    "path": product.entries[pkg_name].path,
+                    "repo": product.entries[pkg_name].repo,
+                    "commit": built.build.commit,
+                    "build_key": now.key,
+                    "run_id": built.build.run_id,
+                },
+                rpms,
             )
+        )
     if absent:
         names = " ".join(sorted(set(absent)))
         raise ReleaseError(
@@ -465,17 +471,16 @@ def _create(  # noqa: PLR0917 - the arguments of create, checked
     )
 
 
-def _targets(wanted: Sequence[str]) -> list[str]:
-    """The targets of a release: ``--target`` values, else every target of the product.
-
-    Today a product has one implicit target, :data:`DEFAULT_TARGET`.
-    """
-    known = [DEFAULT_TARGET]
+def _targets(wanted: Sequence[str], defined: Sequence[str]) -> list[str]:
+    """The targets of a release: ``--target`` values, else every target of the product
+    (``defined``: superbuild.yaml's ``targets:``; none: the implicit target, named
+    :data:`DEFAULT_TARGET` in a release)."""
+    known = list(defined) or [DEFAULT_TARGET]
     for target in wanted:
         if target not in known:
+            where = "superbuild.yaml targets:" if defined else "no targets: in superbuild.yaml"
             raise UsageError(
-                f"unknown target {target!r}: this product has only {', '.join(known)} "
-                "(no targets: in superbuild.yaml)"
+                f"unknown target {target!r}: this product has only {', '.join(known)} ({where})"
             )
     return list(dict.fromkeys(wanted)) or known
 

@@ -11,14 +11,16 @@ Schema (``PRAGMA user_version`` is the number of :data:`MIGRATIONS` applied)::
 
     runs(seq, id, started_at, finished_at, head, base, result, pid, host)
         result: running | success | failure | interrupted
-    builds(id, run_id, package, commit_id, status, reason, started_at, finished_at,
-           duration_s, log, artifacts, build_key, digest, deps)
+    builds(id, run_id, package, target, commit_id, status, reason, started_at,
+           finished_at, duration_s, log, artifacts, build_key, digest, deps)
         status: pending | running | succeeded | failed | skipped | cancelled
+        target: a name of superbuild.yaml ``targets:``, '' for the implicit target
     build_files(build_id, path, sha256, size)
         each artifact of a successful build, as pooled (``.superbuild/pool``)
 
 Times are seconds since the epoch (UTC); ``artifacts`` is a JSON list of absolute paths,
-``deps`` a JSON object (required package -> its build key at the time).
+``deps`` a JSON object (required package's job id -> its build key at the time).
+One row per (package, target) and run.
 """
 
 from __future__ import annotations
@@ -80,7 +82,37 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''",
         "CREATE INDEX builds_by_package ON builds (package, status, started_at)",
     ),
-    # 3: the artifacts of each successful build by content (superbuild.release.pool), so
+    # 3: the target of each build ('' for the implicit one): one row per (package,
+    # target) in a run.  SQLite cannot change a UNIQUE constraint: the table is copied.
+    (
+        """CREATE TABLE builds_3 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL REFERENCES runs (id),
+            package TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            commit_id TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN
+                ('pending', 'running', 'succeeded', 'failed', 'skipped', 'cancelled')),
+            reason TEXT NOT NULL DEFAULT '',
+            started_at REAL,
+            finished_at REAL,
+            duration_s REAL,
+            log TEXT,
+            artifacts TEXT NOT NULL DEFAULT '[]',
+            build_key TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            deps TEXT NOT NULL DEFAULT '{}',
+            UNIQUE (run_id, package, target)
+        )""",
+        "INSERT INTO builds_3 (id, run_id, package, commit_id, status, reason, started_at, "
+        "finished_at, duration_s, log, artifacts, build_key, digest, deps) "
+        "SELECT id, run_id, package, commit_id, status, reason, started_at, finished_at, "
+        "duration_s, log, artifacts, build_key, digest, deps FROM builds",
+        "DROP TABLE builds",
+        "ALTER TABLE builds_3 RENAME TO builds",
+        "CREATE INDEX builds_by_package ON builds (package, target, status, started_at)",
+    ),
+    # 4: the artifacts of each successful build by content (superbuild.release.pool), so
     # that a release can be made of them after the output repository replaced them.
     (
         """CREATE TABLE build_files (

@@ -2,8 +2,10 @@
 
 A package build is identified by its **build key**: a sha256 over the submodule commit
 the superproject records, the package's effective manifest entry (``Package.digest``,
-settings defaults included) and the build keys of the packages it requires (computed in
-topological order over the whole product).  A package needs a rebuild exactly when its
+settings defaults and the target's defaults included), the target's name (none for the
+implicit target) and the build keys of the packages it requires in the same target
+(computed in topological order over the whole product).  Everything here is keyed by
+job id (``pkg``, or ``pkg@el9`` for a named target): one build per (package, target).  A package needs a rebuild exactly when its
 key differs from the key of its last successful build: :func:`assess` says so, with a
 reason, for ``status`` and ``--since-last-success``.
 """
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from superbuild.package import job_id
 from superbuild.state.store import BuildRecord, BuildState, PackageHistory
 
 if TYPE_CHECKING:
@@ -26,30 +29,39 @@ class BuildInputs:
     """What one package build depends on, and the key that sums it up."""
 
     commit: str  # the submodule commit the superproject records
-    digest: str  # Package.digest: the effective manifest entry
-    deps: Mapping[str, str]  # required package -> its build key
+    digest: str  # Package.digest: the effective manifest entry (target defaults applied)
+    deps: Mapping[str, str]  # required package's job id -> its build key
     key: str
+    target: str | None = None  # None: the implicit target
 
 
 def build_inputs(product: Product, links: Mapping[str, str]) -> dict[str, BuildInputs]:
-    """The build inputs of every package of ``product`` (``links``: path -> recorded commit).
+    """The build inputs of every build of ``product`` (``links``: path -> recorded commit),
+    by job id (:func:`~superbuild.package.job_id`: ``pkg`` or ``pkg@target``).
 
-    Computed in topological order, so that a package's key covers its dependencies' keys.
-    Cost: one sha256 per package, no git process.
+    Computed in topological order, so that a package's key covers its dependencies' keys
+    (of the same target).  A named target's key also covers its name and its defaults
+    (through the digest); the implicit target's keys are those of a product without
+    targets.  Cost: one sha256 per build, no git process.
     """
     graph = product.graph
     result: dict[str, BuildInputs] = {}
     for name in graph.order():
-        entry = product.entries[name]
-        commit = links.get(entry.path, "")
-        digest = product.digest(name)
-        deps = {req: result[req].key for req in graph.requires[name]}
-        raw = "\0".join(
-            ["superbuild-build-key-1", name, commit, digest]
-            + [f"{dep}={key}" for dep, key in sorted(deps.items())]
-        )
-        key = hashlib.sha256(raw.encode()).hexdigest()
-        result[name] = BuildInputs(commit, digest, deps, key)
+        commit = links.get(product.entries[name].path, "")
+        for target in product.targets_of(name):
+            digest = product.entry_for(name, target).digest
+            deps = {
+                job_id(req, target): result[job_id(req, target)].key
+                for req in graph.requires[name]
+                if job_id(req, target) in result
+            }
+            raw = "\0".join(
+                ["superbuild-build-key-1", name, commit, digest]
+                + ([] if target is None else [f"target={target}"])
+                + [f"{dep}={key}" for dep, key in sorted(deps.items())]
+            )
+            key = hashlib.sha256(raw.encode()).hexdigest()
+            result[job_id(name, target)] = BuildInputs(commit, digest, deps, key, target)
     return result
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from superbuild.jobs import Event, JobCancelled, JobFinished, JobSkipped, JobStarted
+from superbuild.layout import target_output
+from superbuild.package import split_job_id
 from superbuild.state.db import damaged
 from superbuild.state.keys import BuildInputs
 from superbuild.state.store import BuildState
@@ -56,7 +58,8 @@ class RunRecorder:
         output: Path,
         pool: Path | None = None,
     ) -> RunRecorder:
-        """The recorder of a run that builds ``packages`` (``inputs``: of the whole product)."""
+        """The recorder of a run that builds ``packages`` (job ids; ``inputs``: of the whole
+        product, by job id).  ``output`` is the output root (each target's below it)."""
         return cls(state, run_id, head, base, {n: inputs[n] for n in packages}, output, pool)
 
     def start(self) -> None:
@@ -111,7 +114,9 @@ class RunRecorder:
         log = _log_path(getattr(event.exception, "log", None))
         if log is None and result is not None:
             log = _log_path(result.log)
-        artifacts = [os.fspath(self.output / a) for a in result.artifacts] if result else []
+        # Artifacts are relative to the job's target's output repository.
+        root = target_output(self.output, split_job_id(event.job_id)[1])
+        artifacts = [os.fspath(root / a) for a in result.artifacts] if result else []
         return {
             "status": event.status,
             "reason": event.reason,
@@ -121,20 +126,22 @@ class RunRecorder:
             "artifacts": json.dumps(artifacts),
         }
 
-    def _pooled(self, package: str, artifacts: list[str]) -> dict[str, Any]:
-        """Pool a success's artifacts and record them (before the success itself, so a
-        success always has its files); a pool that cannot take them fails the build."""
+    def _pooled(self, job: str, artifacts: list[str]) -> dict[str, Any]:
+        """Pool a success's artifacts (relative to its target's output repository) and
+        record them (before the success itself, so a success always has its files); a
+        pool that cannot take them fails the build."""
         from superbuild.release import pool
 
         assert self.pool is not None
+        root = target_output(self.output, split_job_id(job)[1])
         try:
-            files = pool.add_all(self.pool, self.output, artifacts)
+            files = pool.add_all(self.pool, root, artifacts)
         except OSError as exc:
             return {
                 "status": "failed",
                 "reason": f"artifacts could not be kept in {self.pool}: {exc.strerror or exc}",
             }
-        self.state.record_files(self.run_id, package, [(f.path, f.sha256, f.size) for f in files])
+        self.state.record_files(self.run_id, job, [(f.path, f.sha256, f.size) for f in files])
         return {}
 
     def finish(self, result: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from superbuild import layout
+from superbuild.package import job_id, split_job_id
 from superbuild.proc import pid_alive
 from superbuild.state.db import RUN_RESULTS, connect, transaction
 
@@ -45,6 +46,12 @@ def host() -> str:
     import socket
 
     return socket.gethostname()
+
+
+def _columns(job: str) -> tuple[str, str]:
+    """The ``(package, target)`` columns of a job id (target ``''``: the implicit one)."""
+    package, target = split_job_id(job)
+    return package, target or ""
 
 
 def iso(ts: float | None) -> str | None:
@@ -99,7 +106,7 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class BuildRecord:
-    """One row of ``builds``: one package in one run."""
+    """One row of ``builds``: one package for one target in one run."""
 
     run_id: str
     package: str
@@ -114,6 +121,13 @@ class BuildRecord:
     digest: str
     artifacts_json: str = field(default="[]", repr=False)
     deps_json: str = field(default="{}", repr=False)
+    #: The target built for (None: the implicit target).
+    target: str | None = None
+
+    @property
+    def job_id(self) -> str:
+        """``package`` or ``package@target``: the key of the dicts of this module."""
+        return job_id(self.package, self.target)
 
     @functools.cached_property
     def artifacts(self) -> tuple[str, ...]:
@@ -147,6 +161,7 @@ class BuildRecord:
             digest=row["digest"],
             artifacts_json=row["artifacts"] or "[]",
             deps_json=row["deps"] or "{}",
+            target=row["target"] or None,
         )
 
 
@@ -263,7 +278,7 @@ class BuildState:
         packages: Iterable[tuple[str, PlannedBuild]],
         started_at: float | None = None,
     ) -> None:
-        """Record a new run and one ``pending`` row per package it will build."""
+        """Record a new run and one ``pending`` row per build (``packages``: by job id)."""
         started = time.time() if started_at is None else started_at
         with transaction(self.db) as db:
             db.execute(
@@ -272,11 +287,11 @@ class BuildState:
                 (run_id, started, head, base, os.getpid(), host()),
             )
             db.executemany(
-                "INSERT INTO builds (run_id, package, commit_id, status, build_key, digest, deps) "
-                "VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+                "INSERT INTO builds (run_id, package, target, commit_id, status, build_key, "
+                "digest, deps) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
                 [
-                    (run_id, name, i.commit, i.key, i.digest, json.dumps(dict(i.deps)))
-                    for name, i in packages
+                    (run_id, *_columns(job), i.commit, i.key, i.digest, json.dumps(dict(i.deps)))
+                    for job, i in packages
                 ],
             )
 
@@ -297,8 +312,8 @@ class BuildState:
                 (result, finished, run_id),
             )
 
-    def update_build(self, run_id: str, package: str, **values: Any) -> None:
-        """Set columns of one package row, in one transaction."""
+    def update_build(self, run_id: str, job: str, **values: Any) -> None:
+        """Set columns of one build row (``job``: its job id), in one transaction."""
         unknown = set(values) - _UPDATABLE
         if unknown:
             raise ValueError(f"not updatable build columns: {', '.join(sorted(unknown))}")
@@ -306,17 +321,17 @@ class BuildState:
         params = [_storable(v) for v in values.values()]
         with transaction(self.db) as db:
             db.execute(
-                f"UPDATE builds SET {columns} WHERE run_id = ? AND package = ?",
-                (*params, run_id, package),
+                f"UPDATE builds SET {columns} WHERE run_id = ? AND package = ? AND target = ?",
+                (*params, run_id, *_columns(job)),
             )
 
-    def record_files(
-        self, run_id: str, package: str, files: Iterable[tuple[str, str, int]]
-    ) -> None:
-        """Record the pooled artifacts (path, sha256, size) of one package row."""
+    def record_files(self, run_id: str, job: str, files: Iterable[tuple[str, str, int]]) -> None:
+        """Record the pooled artifacts (path, sha256, size) of one build row (``job``: its
+        job id)."""
         with transaction(self.db) as db:
             row = db.execute(
-                "SELECT id FROM builds WHERE run_id = ? AND package = ?", (run_id, package)
+                "SELECT id FROM builds WHERE run_id = ? AND package = ? AND target = ?",
+                (run_id, *_columns(job)),
             ).fetchone()
             if row is None:
                 return
@@ -356,7 +371,7 @@ class BuildState:
             "SELECT sha256 FROM build_files WHERE build_id IN "
             "(SELECT MAX(id) FROM builds WHERE status = 'succeeded' "
             "AND EXISTS (SELECT 1 FROM build_files WHERE build_id = builds.id) "
-            "GROUP BY package)"
+            "GROUP BY package, target)"
         )
         return {r["sha256"] for r in rows}
 
@@ -385,7 +400,7 @@ class BuildState:
 
     # ------------------------------------------------------------------ queries
     def history(self) -> dict[str, PackageHistory]:
-        """Per package: last success, last attempt, last row.  Three indexed queries."""
+        """Per build (job id): last success, last attempt, last row.  Three indexed queries."""
         stale = [
             record.id
             for record in map(
@@ -397,12 +412,11 @@ class BuildState:
         def latest(where: str, params: Sequence[str] = ()) -> dict[str, BuildRecord]:
             rows = self.db.execute(
                 "SELECT * FROM builds WHERE id IN "
-                f"(SELECT MAX(id) FROM builds WHERE {where} GROUP BY package)",
+                f"(SELECT MAX(id) FROM builds WHERE {where} GROUP BY package, target)",
                 params,
             )
-            return {
-                r["package"]: BuildRecord.from_row(r, run_stale=r["run_id"] in stale) for r in rows
-            }
+            found = (BuildRecord.from_row(r, run_stale=r["run_id"] in stale) for r in rows)
+            return {record.job_id: record for record in found}
 
         success = latest("status = 'succeeded'")
         attempt = latest("started_at IS NOT NULL")
@@ -414,28 +428,48 @@ class BuildState:
             n: PackageHistory(success.get(n), attempt.get(n), row.get(n)) for n in sorted(names)
         }
 
+    def successful(self, keys: Iterable[str]) -> dict[str, BuildRecord]:
+        """Per build key of ``keys``: the latest successful build with that key (its
+        ``package``, ``target``, ``artifacts``: what a release composes from)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, BuildRecord] = {}
+        for start in range(0, len(wanted), 500):  # SQLite's bound on parameters
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self.db.execute(
+                "SELECT * FROM builds WHERE id IN (SELECT MAX(id) FROM builds WHERE "
+                f"status = 'succeeded' AND build_key IN ({marks}) GROUP BY build_key)",
+                chunk,
+            )
+            for row in rows:
+                record = BuildRecord.from_row(row)
+                found[record.build_key] = record
+        return found
+
     def rebuilds(self, commits: Mapping[str, str]) -> dict[str, int]:
-        """Per package (``commits``: package -> the commit about to be built): how many
-        successful builds of it at that same commit the state records.
+        """Per build (``commits``: job id -> the commit about to be built): how many
+        successful builds of it (same package, same target) at that same commit the
+        state records.
 
         A package rebuilt at an unchanged commit (because what it builds against changed)
         takes this as its rebuild number, so that each build gets a new Release.
         """
         found = dict.fromkeys(commits, 0)
         rows = self.db.execute(
-            "SELECT package, commit_id, COUNT(*) FROM builds WHERE status = 'succeeded' "
-            "GROUP BY package, commit_id"
+            "SELECT package, target, commit_id, COUNT(*) FROM builds "
+            "WHERE status = 'succeeded' GROUP BY package, target, commit_id"
         )
-        for package, commit, count in rows:
-            if commits.get(package) == commit:
-                found[package] = int(count)
+        for package, target, commit, count in rows:
+            job = job_id(package, target or None)
+            if commits.get(job) == commit:
+                found[job] = int(count)
         return found
 
     def weights(self, names: Iterable[str]) -> dict[str, float]:
         """Expected build durations (seconds) for the scheduler's critical paths.
 
-        The median of the last :data:`WEIGHT_SAMPLES` successful builds of each package;
-        a package never built successfully gets the median of the others.  Empty when
+        The median of the last :data:`WEIGHT_SAMPLES` successful builds of each build
+        (``names``: job ids); one never built successfully gets the median of the others.  Empty when
         nothing is known (every package then weighs the same).
         """
         import statistics
@@ -443,13 +477,14 @@ class BuildState:
         wanted = list(dict.fromkeys(names))
         samples: dict[str, list[float]] = {}
         rows = self.db.execute(
-            "SELECT package, duration_s FROM builds "
+            "SELECT package, target, duration_s FROM builds "
             "WHERE status = 'succeeded' AND duration_s IS NOT NULL ORDER BY id DESC"
         )
         wanted_set = set(wanted)
-        for package, duration in rows:
-            if package in wanted_set:
-                got = samples.setdefault(package, [])
+        for package, target, duration in rows:
+            job = job_id(package, target or None)
+            if job in wanted_set:
+                got = samples.setdefault(job, [])
                 if len(got) < WEIGHT_SAMPLES:
                     got.append(float(duration))
         known = {n: statistics.median(samples[n]) for n in wanted if n in samples}

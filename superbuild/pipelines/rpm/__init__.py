@@ -50,7 +50,8 @@ the spec text and the ``SOURCES`` files alone.
     (:attr:`~superbuild.pipelines.JobInputs.repo_rpms`); they become a repository in
     ``<work>/deps-repo`` (``createrepo_c``) added with ``--addrepo`` too.  ``--uniqueext`` gives
     each package its own chroot so parallel builds do not queue on one root lock (mock
-    shares the root cache between them).  ``--no-clean`` reuses the chroot that the srpm
+    shares the root cache between them); with targets it is ``superbuild-NAME@TARGET``,
+    one chroot per package and target.  ``--no-clean`` reuses the chroot that the srpm
     stage's ``--buildsrpm`` cleaned first and left: every package build still starts
     from a clean chroot, initialised once.
     mock's own logs are kept as ``mock-<name>.log``; on failure the tail of its

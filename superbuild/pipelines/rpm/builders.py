@@ -63,7 +63,7 @@ def make_srpm_mock(
         "--resultdir",
         os.fspath(result_dir),
         "--uniqueext",
-        f"superbuild-{inputs.package.name}",
+        chroot_tag(inputs),
         "--no-cleanup-after",
         *options.defines(),
     ]
@@ -110,7 +110,7 @@ def rebuild_mock(
         "--resultdir",
         os.fspath(result_dir),
         "--uniqueext",
-        f"superbuild-{inputs.package.name}",
+        chroot_tag(inputs),
         "--no-clean",
         *options.defines(),
     ]
@@ -151,6 +151,13 @@ def sign(inputs: JobInputs, options: RpmOptions, st: Stage, files: list[Path]) -
     if options.gpg_home:
         cmd += ["--define", f"_gpg_path {options.gpg_home}"]
     st.run([*cmd, *map(os.fspath, files)], env=build_env(inputs), what="rpmsign")
+
+
+def chroot_tag(inputs: JobInputs) -> str:
+    """mock's ``--uniqueext``: one chroot per package and target (``superbuild-NAME``,
+    ``superbuild-NAME@el9``), so that two targets sharing a config never share a root."""
+    name = inputs.package.name
+    return f"superbuild-{name}" if inputs.target is None else f"superbuild-{name}@{inputs.target}"
 
 
 def _mock_base(inputs: JobInputs, options: RpmOptions) -> list[str]:
