@@ -687,3 +687,48 @@ def test_dask_workers_get_the_rpms_of_the_same_target(
         assert {p.name.split("-")[1] for p in (output / target / "rpms").rglob("*.rpm")} == {
             version
         }
+
+
+# --------------------------------------------------------------------------- releases
+
+
+@pytest.mark.rpm
+def test_a_release_of_two_targets_has_each_targets_repositories(tmp_path: Path) -> None:
+    """``release create`` takes every (package, target) build of the commit; each target's
+    repositories hold that target's RPMs (dist tag), which dnf installs; ``diff`` after a
+    bump names the change in both targets."""
+    sample = make_product(tmp_path)
+    done = superbuild(sample, "build", "--all", "-j", "2")
+    assert done.returncode == 0, done.stderr
+    missing = superbuild(sample, "release", "create", "R0", "--target", "el8")
+    assert missing.returncode == 2
+    assert "unknown target 'el8'" in missing.stderr, missing.stderr
+    made = superbuild(sample, "release", "create", "R1")
+    assert made.returncode == 0, made.stderr
+    release = sample.path / ".superbuild" / "releases" / "R1"
+    data = json.loads((release / "release.json").read_text())
+    assert data["targets"] == ["el9", "fc42"]
+    built = {(p["name"], p["target"]) for p in data["packages"]}
+    assert built == {(n, t) for n in PRODUCT for t in ("el9", "fc42")}
+    for target in ("el9", "fc42"):
+        folder = release / target / "main"
+        names = sorted(p.name for p in folder.rglob("*.rpm"))
+        assert names and all(f".{target}." in n for n in names), names
+        root = tmp_path / f"root-{target}"
+        got = dnf(root, {"r": folder}, "install", "client")
+        assert got.returncode == 0, got.stderr
+        assert installed(root)["base"].endswith(f".{target}")
+
+    sample.bump("base")
+    assert superbuild(sample, "build", "-j", "2").returncode == 0
+    assert superbuild(sample, "release", "create", "R2").returncode == 0
+    diff = superbuild(sample, "release", "diff", "R1", "R2", "--format", "json")
+    assert diff.returncode == 0, diff.stderr
+    changed = json.loads(diff.stdout)
+    assert sorted(changed["targets"]) == ["el9", "fc42"]
+    for target in ("el9", "fc42"):
+        # base's commit moved: a new build (its Release carries the commit) = an upgrade;
+        # client depends on it and was rebuilt too.
+        upgraded = {c["package"] for c in changed["targets"][target]["upgraded"]}
+        assert "base" in upgraded, changed["targets"][target]
+        assert "tool" not in upgraded

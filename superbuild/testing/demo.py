@@ -17,6 +17,14 @@ from pathlib import Path
 
 from superbuild.testing.sample import SampleSuperproject, make_sample_superproject
 
+#: The targets the demo adds to the sample's superbuild.yaml (rpmbuild here; a real farm
+#: would say builder: mock and mock_config: rocky-9-x86_64 / fedora-42-x86_64).
+DEMO_TARGETS = """
+targets:
+  el9: {builder: rpmbuild, rpm_macros: {dist: .el9}}
+  fc42: {builder: rpmbuild, rpm_macros: {dist: .fc42}}
+"""
+
 
 class Demo:
     def __init__(self, sample: SampleSuperproject) -> None:
@@ -86,6 +94,20 @@ def main(argv: list[str] | None = None) -> int:
 
     demo.say("For maintainers: each submodule's recorded commit, checkout and last build")
     demo.superbuild("status")
+
+    demo.say(
+        "Two platforms: targets el9 and fc42 in superbuild.yaml, one job per package and target"
+    )
+    settings = sample.path / "superbuild.yaml"
+    settings.write_text(settings.read_text() + DEMO_TARGETS)
+    sample.commit("Build for el9 and fc42")
+    demo.superbuild("plan", "--all")
+    demo.superbuild("build", "--all", "--builder", "rpmbuild", "-j", "4")
+    demo.superbuild("release", "create", "2.0")
+    sample.bump("focus", "Show quota usage on the dashboard")
+    demo.superbuild("build", "--builder", "rpmbuild", "-j", "4")
+    demo.superbuild("release", "create", "2.1")
+    demo.superbuild("release", "diff", "2.0", "2.1")
 
     demo.say("The client base library changes: everything above it is affected")
     sample.bump("python-openstackclient-base", "Retry on 503 from Keystone")
