@@ -167,3 +167,43 @@ def test_state_disk_filling_up_after_a_first_build_is_one_line(
         assert status.returncode == 0, status.stderr
         runs = json.loads(status.stdout)
         assert runs, status.stdout
+
+
+def test_publishing_a_release_to_a_full_disk_leaves_nothing_half_published(
+    tmp_path: Path, rpm_sample: Path
+) -> None:
+    """``release publish`` onto a file system that fills up: the full disk's line, exit 1,
+    no release visible in DEST and ``current`` untouched; with room, the publish works."""
+    built = build(rpm_sample, "diskfull", "--all", "--output", os.fspath(tmp_path / "out"))
+    assert built.returncode == 0, built.stderr
+
+    def release(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "superbuild", "release", *argv],
+            cwd=rpm_sample,
+            env=child_env("diskfull"),
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+
+    made = release("create", "R1")
+    assert made.returncode == 0, made.stderr
+    with small_fs(tmp_path / "fs") as fs:
+        dest = fs / "pub"
+        dest.mkdir()
+        filler = fill(fs, ROOM)
+        full = release("publish", "R1", os.fspath(dest))
+        assert full.returncode == 1, full.stderr
+        assert "Traceback" not in full.stderr
+        assert "no space left on device" in full.stderr, full.stderr
+        assert [p.name for p in dest.iterdir() if not p.name.startswith(".")] == []
+        filler.unlink()
+        again = release("publish", "R1", os.fspath(dest))
+        assert again.returncode == 0, again.stderr
+        assert (dest / "current").resolve() == (dest / "R1").resolve()
+        assert sorted(p.name for p in dest.iterdir() if not p.name.startswith(".")) == [
+            "R1",
+            "current",
+        ]

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from superbuild.commands import add_head, add_repo, plural, print_json, superproject, warn
+from superbuild.errors import disk_full
 from superbuild.release.compose import ReleaseError
 
 _FORMATS = ("text", "json")
@@ -104,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(repo, args)
     except OSError as exc:
-        # A full disk, a read-only DEST...: one line naming the file, not a traceback.
+        if disk_full(exc) is not None:
+            raise  # the full disk's own line, exit 1, as for every verb (superbuild.cli)
+        # A read-only DEST, a missing folder...: one line naming the file, not a traceback.
         where = f"{exc.filename}: " if exc.filename else ""
         raise ReleaseError(
             f"release {args.release_action}: {where}{exc.strerror or exc} (nothing was "

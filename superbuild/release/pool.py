@@ -55,9 +55,14 @@ def link_or_copy(src: Path, dest: Path) -> bool:
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
             raise
-    shutil.copyfile(src, dest)
-    with dest.open("rb") as fh:
-        os.fsync(fh.fileno())
+    try:
+        shutil.copyfile(src, dest)
+        with dest.open("rb") as fh:
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        if exc.filename is None:  # a write that failed (a full disk): name the file
+            raise OSError(exc.errno, exc.strerror, os.fspath(dest)) from exc
+        raise
     return True
 
 

@@ -30,7 +30,13 @@ CURRENT = "current"
 
 
 def _copy_tree(src: Path, dest: Path) -> None:
-    shutil.copytree(src, dest, copy_function=lambda s, d: link_or_copy(Path(s), Path(d)))
+    """Copy (hard link where possible) the tree ``src`` to ``dest``, stopping at the first
+    error (``shutil.copytree`` goes on and raises every failure in one message)."""
+    for top, _dirs, files in os.walk(src):
+        here = dest / Path(top).relative_to(src)
+        here.mkdir()
+        for name in files:
+            link_or_copy(Path(top) / name, here / name)
 
 
 def publish(repo: Path, name: str, dest: Path) -> Path:
