@@ -349,3 +349,36 @@ def test_repomd_is_signed_with_the_settings_key(
         )
         assert check.returncode == 0, check.stderr
         assert "Good signature" in check.stderr
+    # A real client that checks the repository's signature (repo_gpgcheck) with the
+    # public key: dnf installs from the signed repository, and refuses it once repomd.xml
+    # no longer matches its signature.
+    key = tmp_path / "pub.asc"
+    exported = subprocess.run(
+        ["gpg", "--armor", "--export", user], env=env, capture_output=True, check=True
+    )
+    key.write_bytes(exported.stdout)
+    main = releases_dir(sample) / "R1" / "default" / "main"
+
+    def install(root: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *("dnf", "-y", "-q", f"--installroot={root}", "--releasever=1"),
+                *("--setopt=reposdir=/dev/null", f"--setopt=cachedir={root / 'cache'}"),
+                f"--repofrompath=r,{main.as_uri()}",
+                *("--repo=r", "--setopt=r.repo_gpgcheck=1", "--setopt=r.gpgcheck=0"),
+                f"--setopt=r.gpgkey={key.as_uri()}",
+                *("install", "solo"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+
+    good = install(tmp_path / "root-good")
+    assert good.returncode == 0, good.stderr
+    repomd = main / "repodata" / "repomd.xml"
+    repomd.write_text(repomd.read_text().replace("<revision>", "<revision>1"))
+    bad = install(tmp_path / "root-bad")
+    assert bad.returncode != 0, bad.stdout
+    assert "signature" in bad.stderr.lower() or "gpg" in bad.stderr.lower(), bad.stderr
