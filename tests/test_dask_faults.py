@@ -407,3 +407,80 @@ def test_a_job_whose_workers_all_left_fails_with_that_reason(repo: Repo, tmp_pat
     )
     assert found["after"] == ("skipped", "dependency slow failed")
     gone([sleeper])  # the killed worker's reaper stopped its job's processes
+
+
+# --------------------------------------------------------------------------- trust
+
+#: A worker preload that tampers with every package build's result, recomputing the
+#: checksums that travel with the bytes (what a hostile worker would do).
+TAMPER = """
+import dataclasses
+import superbuild.worker as worker
+from superbuild.pipelines.api import JobOutputs
+from superbuild.pipelines.transport import Blob
+
+honest = getattr(worker, "honest_run", worker.run)  # Dask may run a preload twice
+worker.honest_run = honest
+
+
+def run(fn, args, key):
+    out = honest(fn, args, key)
+    if not isinstance(out, JobOutputs) or not out.packages:
+        return out
+    binary = next(b for b in out.packages if not b.name.endswith(".src.rpm"))
+    source = next(b for b in out.packages if b.name.endswith(".src.rpm"))
+    data = {MODE!r}
+    fake = Blob.of(binary.name, source.data if data == "srpm" else data.encode())
+    packages = tuple(fake if b is binary else b for b in out.packages)
+    return dataclasses.replace(out, packages=packages)
+
+
+worker.run = run
+"""
+
+
+@pytest.mark.rpm
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("srpm", "holds base-"), ("not an rpm at all", "is not a readable RPM")],
+    ids=["other-rpm-bytes", "garbage"],
+)
+def test_a_result_tampered_with_on_the_worker_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, expected: str
+) -> None:
+    import logging
+
+    from superbuild.testing.sample import make_sample_superproject
+    from tests.test_build import write_manifests
+    from tests.test_dask import build_with, output_files, statuses
+
+    sample = make_sample_superproject(
+        tmp_path / "sp", write_manifests(tmp_path / "manifests", {"base": []}), settings=None
+    )
+    monkeypatch.chdir(sample.path)
+    script = tmp_path / "tamper.py"
+    script.write_text(TAMPER.replace("{MODE!r}", repr(mode)))
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.CRITICAL,
+        preload=[os.fspath(script)],
+    ) as hostile:
+        output = tmp_path / "out"
+        result = build_with(
+            sample.path,
+            output,
+            "dask",
+            executor_options={"address": hostile.scheduler_address},
+        )
+    status, reason = statuses(result)["base"]
+    assert status == "failed"
+    assert reason.startswith("base: collect stage failed: "), reason
+    assert expected in reason, reason
+    assert "nothing was written to the output repository" in reason
+    assert [f for f in output_files(output) if f.endswith(".rpm")] == []
+    collect_log = result.run.contexts["base"].log_dir / "collect.log"
+    assert expected in collect_log.read_text()
