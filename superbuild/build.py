@@ -103,6 +103,7 @@ class BuildResult:
                     if result
                     else (),
                     rebuild=self.run.contexts[name].rebuild,
+                    queued_s=outcome.queued_s,
                 )
             )
         return BuildReport(

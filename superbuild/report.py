@@ -32,6 +32,8 @@ class PackageReport:
     artifacts: tuple[str, ...]
     #: Successful builds of the same commit before this one (0: a first build).
     rebuild: int = 0
+    #: Seconds it waited for a worker (Dask) before its build began; not in duration_s.
+    queued_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +42,7 @@ class PackageReport:
             "status": self.status,
             "reason": self.reason,
             "duration_s": round(self.duration_s, 3),
+            "queued_s": round(self.queued_s, 3),
             "log": self.log,
             "artifacts": list(self.artifacts),
             "rebuild": self.rebuild,

@@ -41,6 +41,8 @@ MARKER = "SUPERBUILD_DASK_JOB"
 REAPER_MARK = "_SUPERBUILD_WORKER"
 #: How often a job's watchdog looks whether its result is still wanted.
 WATCH_INTERVAL_S = 0.5
+#: The Dask event topic on which a job says it began (the coordinator subscribes).
+BEGAN_TOPIC = "superbuild-began"
 #: Worker task states in which the job is still wanted (Dask's worker state machine).
 _WANTED = frozenset({"executing", "long-running"})
 
@@ -65,6 +67,8 @@ def run(fn: Callable[..., Any], args: tuple[Any, ...], key: str) -> Any:
     done = threading.Event()
     watched = _current_task()
     if watched is not None:
+        with contextlib.suppress(Exception):  # progress only: the build goes on without it
+            watched[0].log_event(BEGAN_TOPIC, {"key": str(watched[1])})
         threading.Thread(
             target=_watch, args=(*watched, session, done), name="superbuild-watch", daemon=True
         ).start()

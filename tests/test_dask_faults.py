@@ -484,3 +484,31 @@ def test_a_result_tampered_with_on_the_worker_is_refused(
     assert [f for f in output_files(output) if f.endswith(".rpm")] == []
     collect_log = result.run.contexts["base"].log_dir / "collect.log"
     assert expected in collect_log.read_text()
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def test_progress_tells_queued_from_started_and_durations_exclude_the_queue(
+    repo: Repo, tmp_path: Path
+) -> None:
+    """One worker, two jobs in flight: the second waits on the scheduler ("queued")
+    until the first is done; its duration counts from when the worker began it."""
+    path = command_product(repo, {"first": ("sleep 2", ()), "second": ("true", ())})
+    report = tmp_path / "report.json"
+    with dask_scheduler() as (address, _), dask_worker(address):
+        build = Build(
+            path,
+            ["-j", "2", "--executor", "dask", "--scheduler-address", address,
+             "--report", str(report)],
+            {"CI": "true"},
+        )  # fmt: skip
+        code, err = build.finish()
+    assert code == 0, err
+    events = [line.split()[2:4] for line in err.splitlines() if line[:2].isdigit()]
+    for name in ("first", "second"):
+        assert events.index(["queued", name]) < events.index(["started", name]), err
+    data = {p["package"]: p for p in json.loads(report.read_text())["packages"]}
+    # ``second`` waited (queued) for ``first``'s 2 s of sleep, then ran ``true``.
+    assert data["second"]["queued_s"] > data["second"]["duration_s"], data
+    assert data["first"]["duration_s"] > data["first"]["queued_s"], data

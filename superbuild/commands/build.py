@@ -238,7 +238,7 @@ def _build(
             packages=plan.packages,
             output=run_.output,
         )
-    progress = make_progress(len(plan.packages), err)
+    progress = make_progress(len(plan.packages), err, queues=options.executor != "local")
     try:
         with sigterm_as_interrupt(), progress:
             result = execute(run_, options, observers=[progress], recorder=recorder)

@@ -64,7 +64,7 @@ import distributed as _distributed
 from superbuild import worker
 from superbuild.errors import EXIT_FAILED, SuperbuildError, UsageError
 from superbuild.executors.base import SIGNAL_CHECK_S, QueueExecutor
-from superbuild.jobs import Placement
+from superbuild.jobs import JobRunning, Placement
 from superbuild.proc import Session
 
 if TYPE_CHECKING:
@@ -317,7 +317,10 @@ class DaskExecutor(QueueExecutor):
         #: Marker prefix of this executor's build processes (see :mod:`superbuild.worker`).
         self.token = f"{uuid.uuid4().hex[:12]}:"
         self._seq = itertools.count()
-        self._done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[Completion | JobRunning] = queue.SimpleQueue()
+        self._began: list[JobRunning] = []
+        #: Job id -> when (monotonic) a worker began it: its duration counts from there.
+        self._began_at: dict[str, float] = {}
         self._pending = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -371,6 +374,7 @@ class DaskExecutor(QueueExecutor):
             _shorten_batching(self.client)
             if address is not None:
                 self._check_cluster(address, worker_wait)
+            self.client.subscribe_topic(worker.BEGAN_TOPIC, self._on_began)
         except BaseException as exc:
             self._stopping.set()
             self._close_client()
@@ -656,11 +660,25 @@ class DaskExecutor(QueueExecutor):
             "(scheduler restarted or connection lost)"
         )
 
+    def _on_began(self, event: Any) -> None:
+        """A worker began a job (Dask event, on the client's thread): queue time ends."""
+        with contextlib.suppress(Exception):
+            key = event[1]["key"]
+            with self._lock:
+                entry = self._futures.get(key)
+                if entry is None or entry[1].id in self._began_at:
+                    return
+                self._began_at[entry[1].id] = time.monotonic()
+            self._done.put(JobRunning(entry[1].id, time.time()))
+
     def _finish(self, job: Job, start: float, future: Future) -> None:
         value = self._result(job, future, "building")
         result: JobResult = job.task.collect(value, self.session)
         self._exports[job.id] = result.exports
-        self._done.put((job.id, result, time.monotonic() - start))
+        # The package's duration counts from when a worker began it, not its queue time.
+        with self._lock:
+            began = self._began_at.pop(job.id, start)
+        self._done.put((job.id, result, time.monotonic() - began))
 
     def _check_connected(self, job: Job) -> None:
         status = getattr(self.client, "status", "running")
