@@ -63,9 +63,10 @@ def run(fn: Callable[..., Any], args: tuple[Any, ...], key: str) -> Any:
     from superbuild.cleanup import remove_dead_temp
 
     remove_dead_temp()  # what jobs of a SIGKILLed worker on this host left in TMPDIR
-    session = Session(env={MARKER: key, **_reaper_env()})
-    done = threading.Event()
     watched = _current_task()
+    # On a Dask worker, the worker process's reaper stops the job's processes if it dies.
+    session = Session(env={MARKER: key, **(_reaper_env() if watched else {})})
+    done = threading.Event()
     if watched is not None:
         with contextlib.suppress(Exception):  # progress only: the build goes on without it
             watched[0].log_event(BEGAN_TOPIC, {"key": str(watched[1])})
@@ -185,11 +186,18 @@ def _alive(pid: int) -> bool:
 
 
 def dask_setup(worker: Any) -> None:
-    """Dask preload hook: a worker ignores SIGINT.
+    """Dask preload hook: a worker ignores SIGINT, and does not log task bytes.
 
     Ctrl-C in a terminal reaches the whole foreground process group, worker processes of
     an embedded LocalCluster included; the coordinator stops them (and their builds)
     itself, in order, instead of every process dying with a traceback at once.
+
+    ``distributed.protocol.pickle`` logs the first 10 kB of a task it cannot unpickle at
+    INFO level: with a job, that is its tarball and ``env:``.  Its level is raised to
+    WARNING (docs/distributed.md says how without this preload).
     """
+    import logging
+
+    logging.getLogger("distributed.protocol.pickle").setLevel(logging.WARNING)
     with contextlib.suppress(ValueError):  # not the main thread: leave it
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -512,3 +512,31 @@ def test_progress_tells_queued_from_started_and_durations_exclude_the_queue(
     # ``second`` waited (queued) for ``first``'s 2 s of sleep, then ran ``true``.
     assert data["second"]["queued_s"] > data["second"]["duration_s"], data
     assert data["first"]["duration_s"] > data["first"]["queued_s"], data
+
+
+# --------------------------------------------------------------------------- leftovers
+
+
+def test_the_next_job_on_a_host_removes_a_killed_workers_scratch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from superbuild import proc, worker
+
+    monkeypatch.setattr(tempfile, "tempdir", os.fspath(tmp_path))
+    child = subprocess.Popen(["true"])
+    child.wait()  # a pid whose process is gone
+    dead = tmp_path / f"superbuild-nova-p{child.pid}t123-abcd"
+    (dead / ".superbuild-logs").mkdir(parents=True)
+    live = tmp_path / f"superbuild-nova-{proc.owner_tag()}-efgh"  # this process: alive
+    live.mkdir()
+    other = tmp_path / "superbuild-nova-not-ours"
+    other.mkdir()
+
+    def work(value: int, *, session: Any) -> int:
+        return value + 1
+
+    assert worker.run(work, (1,), "token:key") == 2
+    assert not dead.exists()
+    assert live.is_dir() and other.is_dir()
