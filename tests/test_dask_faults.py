@@ -540,3 +540,24 @@ def test_the_next_job_on_a_host_removes_a_killed_workers_scratch(
     assert worker.run(work, (1,), "token:key") == 2
     assert not dead.exists()
     assert live.is_dir() and other.is_dir()
+
+
+def test_insecure_and_the_no_worker_timeout_resolve_as_documented() -> None:
+    from superbuild.config import BuildFlags, resolve
+    from superbuild.package import Settings
+
+    settings = Settings()
+    flags = BuildFlags(executor="dask", scheduler_address="tcp://192.0.2.7:8786", insecure=True)
+    config = resolve(flags, settings, {"SUPERBUILD_DASK_NO_WORKER_TIMEOUT": "2.5"})
+    assert config.executor_options == {
+        "address": "tcp://192.0.2.7:8786",
+        "insecure": True,
+        "no_worker_timeout": 2.5,
+    }
+    with pytest.raises(UsageError, match="--insecure needs --executor dask"):
+        resolve(BuildFlags(insecure=True), settings, {})
+    for bad in ("soon", "0", "-1"):
+        with pytest.raises(UsageError, match="SUPERBUILD_DASK_NO_WORKER_TIMEOUT"):
+            resolve(
+                BuildFlags(executor="dask"), settings, {"SUPERBUILD_DASK_NO_WORKER_TIMEOUT": bad}
+            )

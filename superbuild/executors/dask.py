@@ -392,15 +392,6 @@ class DaskExecutor(QueueExecutor):
         )
         self._monitor.start()
 
-    def describe(self) -> str:
-        """``executor dask, scheduler ADDRESS`` (or the embedded cluster's)."""
-        if self.address is not None:
-            return f"executor dask, scheduler {self.address}"
-        where = getattr(self.cluster, "scheduler_address", "") if self.cluster else ""
-        return f"executor dask, embedded LocalCluster {where}, -j {self.parallel}".replace(
-            "  ", " "
-        )
-
     def _connect(self, address: str, security: Any, timeout: float) -> Any:
         """A client of ``address``, connected on a daemon thread (Ctrl-C is seen at once).
 
