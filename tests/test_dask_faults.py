@@ -561,3 +561,28 @@ def test_insecure_and_the_no_worker_timeout_resolve_as_documented() -> None:
             resolve(
                 BuildFlags(executor="dask"), settings, {"SUPERBUILD_DASK_NO_WORKER_TIMEOUT": bad}
             )
+
+
+def test_ctrl_c_after_the_worker_died_mid_build(repo: Repo, tmp_path: Path) -> None:
+    """The only worker is SIGKILLed while building (no nanny to restart it): the job
+    waits for a worker; Ctrl-C then ends the build with exit 130 and the report."""
+    path = command_product(repo, {"slow": ("sleep 60", ()), "after": ("true", ("slow",))})
+    report = tmp_path / "report.json"
+    with dask_scheduler() as (address, _):
+        with dask_worker(address, "--no-nanny") as worker_proc:
+            build = Build(
+                path,
+                ["--executor", "dask", "--scheduler-address", address, "--report", str(report)],
+            )
+            sleeper = wait_for(lambda: sleeping_builds("sleep 60"), 60, "the build sleeping")[0]
+            os.kill(worker_proc.pid, signal.SIGKILL)
+        gone([sleeper])  # the dead worker's reaper stopped its build
+        code, err, _ = interrupt(build)
+    assert code == 130, err
+    assert "Traceback" not in err, err
+    data = json.loads(report.read_text())
+    assert data["result"] == "interrupted"
+    assert {p["package"]: p["status"] for p in data["packages"]} == {
+        "slow": "cancelled",
+        "after": "cancelled",
+    }
