@@ -16,6 +16,11 @@ embedded LocalCluster of N single-threaded worker processes on this machine:
   makespan / packages x N (time a slot spends per package: scheduling, inputs and
   outputs, transport, process start).
 
+- **breakdown** (with overhead): where a Dask package's time goes, one job at a time
+  on the embedded cluster: preparing and pickling its inputs, ``client.submit``, the
+  round trip of a no-op task, the package's build on a worker (``true``: a process
+  start and the logs packed) and, for comparison, the same package run locally.
+
 Each figure is the median of ``--runs`` runs (default 3).  Cluster start and stop are
 printed apart: they are paid once per build, not per package.
 Targets: dask makespan <= 1.10 x the bound; dask overhead per package <= 5 x local's.
@@ -207,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", "-j", type=int, default=2)
     parser.add_argument("--makespan-packages", type=int, default=200)
     parser.add_argument("--overhead-packages", type=int, default=1000)
-    parser.add_argument("--only", choices=["makespan", "overhead"])
+    parser.add_argument("--only", choices=["makespan", "overhead", "breakdown"])
     parser.add_argument("--runs", type=int, default=3, help="runs per executor (median shown)")
     args = parser.parse_args(argv)
     n = args.workers
@@ -255,7 +260,71 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"  dask / local overhead per package: {ratio:.2f} x (target <= {OVERHEAD_TARGET:g}: {met})"
             )
+        if args.only in (None, "breakdown"):
+            if not (root / "overhead").exists():
+                make_dag("overhead", args.overhead_packages, n, root / "overhead")
+            breakdown(root / "overhead", n)
     return 0
+
+
+def _noop(*, session: Any) -> None:
+    return None
+
+
+def _ms(seconds: float, count: int) -> str:
+    return f"{seconds / max(1, count) * 1000:6.2f} ms"
+
+
+def breakdown(repo: Path, parallel: int, count: int = 100) -> None:
+    """Per job, one at a time: what each part of a Dask package build costs."""
+    import cloudpickle
+
+    from superbuild import worker
+    from superbuild.executors.dask import DaskExecutor
+    from superbuild.jobs import Placement, run_here
+    from superbuild.proc import Session
+
+    product, links = load_head(repo, resolve_range(repo, None, "HEAD"))
+    plan = select(product, PlanRequest(mode="all"), links)
+    options = BuildOptions(jobs=parallel, output=repo / ".superbuild/output-breakdown")
+    jobs = list(prepare(repo, plan, options, run_id="breakdown").jobs.values())[:count]
+    session = Session()
+    start = time.perf_counter()
+    works = [job.task.prepare(Placement(remote=True), session) for job in jobs]
+    prepared = time.perf_counter() - start
+    start = time.perf_counter()
+    size = sum(len(cloudpickle.dumps((w.fn, w.args))) for w in works)
+    pickled = time.perf_counter() - start
+    start = time.perf_counter()
+    for job in jobs:
+        run_here(job.task, session)
+    local = time.perf_counter() - start
+    print(f"\nbreakdown, one job at a time ({len(jobs)} packages, step `true`):")
+    print(f"  prepare (coordinator)          {_ms(prepared, len(jobs))}")
+    print(f"  pickle the work                {_ms(pickled, len(jobs))} ({size // len(jobs)} bytes)")
+    with DaskExecutor(parallel, n_workers=parallel) as ex:
+        client = ex.client
+        client.submit(worker.run, _noop, (), "warm", pure=False).result()
+        start = time.perf_counter()
+        futures = [
+            client.submit(worker.run, _noop, (), f"{ex.token}s{i}", pure=False)
+            for i in range(len(jobs))
+        ]
+        submitted = time.perf_counter() - start
+        client.gather(futures)
+        del futures
+        start = time.perf_counter()
+        for i in range(len(jobs)):
+            client.submit(worker.run, _noop, (), f"{ex.token}n{i}", pure=False).result()
+        round_trip = time.perf_counter() - start
+        start = time.perf_counter()
+        for w in works:
+            client.submit(worker.run, w.fn, w.args, f"{ex.token}b", pure=False).result()
+        remote = time.perf_counter() - start
+    print(f"  client.submit                  {_ms(submitted, len(jobs))}")
+    print(f"  no-op task round trip          {_ms(round_trip, len(jobs))}")
+    print(f"  the build on a worker + trip   {_ms(remote, len(jobs))}")
+    print(f"  the whole package, locally     {_ms(local, len(jobs))}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from superbuild import layout, proc
 from superbuild.errors import SuperbuildError, UsageError
-from superbuild.jobs import Event, Job, OnError, RunResult
+from superbuild.jobs import Event, Job, OnError, Outcome, RunResult
 from superbuild.package import job_id
 from superbuild.pipelines import registry
 from superbuild.pipelines.api import BuildContext, PipelineFailed
@@ -118,6 +118,7 @@ class BuildResult:
                     else (),
                     rebuild=ctx.rebuild,
                     target=target,
+                    queued_s=outcome.queued_s,
                 )
             )
         return BuildReport(
@@ -289,32 +290,46 @@ def execute(
     from superbuild.executors import make_executor
 
     started = time.time()
-    run.log_root.mkdir(parents=True, exist_ok=True)
-    for output in (run.output, *run.outputs):
-        output.mkdir(parents=True, exist_ok=True)
-    _link_latest(run)
     all_observers: list[Callable[[Event], None]] = list(observers)
-    if recorder is not None:
-        all_observers.append(recorder)
-        recorder.start()
-    try:
-        # The run's processes: cancelling them (--fail-fast, Ctrl-C) stops this run only,
-        # not the metadata refresh below.
-        session = Session()
-        session.start_watchdog()  # nothing the run starts outlives it (even a SIGKILL)
-        with (
-            session_watchdog(session),
-            make_executor(
+    # The run's processes: cancelling them (--fail-fast, Ctrl-C) stops this run only,
+    # not the metadata refresh below.
+    session = Session()
+    session.start_watchdog()  # nothing the run starts outlives it (even a SIGKILL)
+    with session_watchdog(session):
+        # The executor first: one that cannot start (a dead scheduler address, a cluster
+        # that cannot run the jobs) raises before the run is recorded, its log folder
+        # made or ``logs/latest`` moved; Ctrl-C meanwhile ends a run that never started.
+        try:
+            executor = make_executor(
                 options.executor, parallel=options.jobs, session=session, **options.executor_options
-            ) as ex,
-        ):
-            outcomes = run_jobs(
-                run.jobs,
-                ex,
-                parallel=options.jobs,
-                on_error=options.on_error,
-                observers=all_observers,
             )
+        except KeyboardInterrupt:
+            reason = "not started: interrupted"
+            never = RunResult(
+                ((j, Outcome("cancelled", reason)) for j in run.jobs), interrupted=True
+            )
+            return BuildResult(run, never, started=started, finished=time.time())
+        try:
+            run.log_root.mkdir(parents=True, exist_ok=True)
+            for output in (run.output, *run.outputs):
+                output.mkdir(parents=True, exist_ok=True)
+            _link_latest(run)
+            if recorder is not None:
+                all_observers.append(recorder)
+                recorder.start()
+            with executor as ex:
+                outcomes = run_jobs(
+                    run.jobs,
+                    ex,
+                    parallel=options.jobs,
+                    on_error=options.on_error,
+                    observers=all_observers,
+                )
+        except BaseException as exc:
+            if recorder is not None:
+                recorder.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failure")
+            raise
+    try:
         result = BuildResult(run, outcomes, started=started)
         # Whatever changed the output (even in a run that failed or was interrupted) is
         # journaled: refresh now rather than leave it to the next run.  Each target's

@@ -5,6 +5,8 @@
 - executor: ``--executor``, else ``$SUPERBUILD_EXECUTOR``, else ``executor:``, else local;
 - scheduler address (Dask only): ``--scheduler-address``, else
   ``$SUPERBUILD_SCHEDULER_ADDRESS``, else ``scheduler_address:``, else an embedded cluster;
+  ``--insecure`` allows a non-loopback address without TLS and a client certificate;
+  ``$SUPERBUILD_DASK_NO_WORKER_TIMEOUT`` (seconds) how long a job may wait with no worker;
 - builder: ``--builder``, else each manifest's (or settings ``defaults:``), else mock if
   installed, else rpmbuild (decided per package when the build is prepared);
 - output: ``--output``, else ``output:``, else ``.superbuild/output``;
@@ -29,6 +31,7 @@ from superbuild.package import Settings
 #: Environment variables that stand in for a flag.
 EXECUTOR_ENV = "SUPERBUILD_EXECUTOR"
 SCHEDULER_ADDRESS_ENV = "SUPERBUILD_SCHEDULER_ADDRESS"
+NO_WORKER_TIMEOUT_ENV = "SUPERBUILD_DASK_NO_WORKER_TIMEOUT"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class BuildFlags:
     fail_fast: bool = False
     executor: str | None = None
     scheduler_address: str | None = None
+    insecure: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,20 @@ def resolve(
             address = settings.scheduler_address
         if address:
             options["address"] = address
+            if flags.insecure:
+                options["insecure"] = True
+        timeout = env.get(NO_WORKER_TIMEOUT_ENV)
+        if timeout:
+            try:
+                options["no_worker_timeout"] = float(timeout)
+            except ValueError:
+                raise UsageError(
+                    f"{NO_WORKER_TIMEOUT_ENV}={timeout!r} is not a number of seconds"
+                ) from None
+            if not options["no_worker_timeout"] > 0:
+                raise UsageError(f"{NO_WORKER_TIMEOUT_ENV} must be more than 0 seconds")
+    elif flags.insecure:
+        raise UsageError("--insecure needs --executor dask with a scheduler address")
     return BuildConfig(
         jobs=resolve_jobs(flags.jobs, settings.jobs),
         builder=flags.builder,

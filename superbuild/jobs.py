@@ -174,6 +174,9 @@ class Outcome:
     started: float | None = None
     finished: float | None = None
     exception: BaseException | None = None
+    #: Seconds between being handed to the executor and a worker beginning it (a remote
+    #: executor's queue; not part of ``duration_s``).
+    queued_s: float = 0.0
 
 
 class OnError(enum.Enum):
@@ -231,6 +234,18 @@ class JobStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class JobRunning:
+    """A worker began ``job_id`` at ``time`` (epoch seconds, the coordinator's clock).
+
+    Only an executor that queues jobs (Dask) reports it, after :class:`JobStarted`
+    (which is when the job was handed over): the time in between is queue time.
+    """
+
+    job_id: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
 class JobFinished:
     """``job_id`` ran to the end; ``result`` is ``None`` when its function raised."""
 
@@ -258,7 +273,7 @@ class JobCancelled:
     reason: str
 
 
-Event = JobStarted | JobFinished | JobSkipped | JobCancelled
+Event = JobStarted | JobRunning | JobFinished | JobSkipped | JobCancelled
 Observer = Callable[[Event], None]
 
 
@@ -275,6 +290,10 @@ class Executor(Protocol):
 
     def wait(self) -> list[Completion]:
         """Block until at least one submitted job has finished; return all finished ones.
+
+        An executor that queues jobs may also have a ``began()`` method returning the
+        :class:`JobRunning` records since its last call; its ``wait()`` then also returns
+        (maybe an empty list) when a job began.
 
         Must be interruptible by KeyboardInterrupt (no uninterruptible blocking call).
         """

@@ -18,7 +18,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from superbuild.jobs import Event, JobFinished, JobSkipped, JobStarted
+from superbuild.jobs import Event, JobFinished, JobRunning, JobSkipped, JobStarted
 from superbuild.ui import console as ui_console
 from superbuild.ui import is_live
 
@@ -30,19 +30,32 @@ class _Counts:
         self.total = total
         self.by_status = {"succeeded": 0, "failed": 0, "skipped": 0, "cancelled": 0}
         self.running: dict[str, float] = {}
+        #: Handed to an executor that queues jobs, not yet begun by a worker.
+        self.queued: set[str] = set()
         self.lock = threading.Lock()
 
     @property
     def done(self) -> int:
         return sum(self.by_status.values())
 
-    def apply(self, event: Event) -> str | None:
-        """Update the counts; the final status of the event's job, if it has one."""
+    def apply(self, event: Event, *, queues: bool = False) -> str | None:
+        """Update the counts; the final status of the event's job, if it has one.
+
+        ``queues``: the executor queues jobs (Dask), a job is running from its
+        :class:`JobRunning` on, queued before."""
         with self.lock:
             if isinstance(event, JobStarted):
                 self.running[event.job_id] = time.monotonic()
+                if queues:
+                    self.queued.add(event.job_id)
+                return None
+            if isinstance(event, JobRunning):
+                if event.job_id in self.queued:
+                    self.queued.discard(event.job_id)
+                    self.running[event.job_id] = time.monotonic()
                 return None
             self.running.pop(event.job_id, None)
+            self.queued.discard(event.job_id)
             status = _status_of(event)
             self.by_status[status] += 1
             return status
@@ -57,19 +70,27 @@ def _status_of(event: Event) -> str:
 
 
 class PlainProgress:
-    """One timestamped line per event, for CI logs."""
+    """One timestamped line per event, for CI logs.
 
-    def __init__(self, total: int, stream: IO[str] | None = None) -> None:
+    ``queues``: the executor queues jobs (Dask): a job is ``queued`` when handed over and
+    ``started`` when a worker begins it; otherwise ``started`` when handed over.
+    """
+
+    def __init__(self, total: int, stream: IO[str] | None = None, *, queues: bool = False) -> None:
         self.counts = _Counts(total)
         self.stream = stream or sys.stderr
+        self.queues = queues
 
     def __call__(self, event: Event) -> None:
-        status = self.counts.apply(event)
+        if isinstance(event, JobRunning) and not self.queues:
+            return
+        status = self.counts.apply(event, queues=self.queues)
         stamp = time.strftime("%H:%M:%S")
         width = len(str(self.counts.total))
         where = f"[{self.counts.done:>{width}}/{self.counts.total}]"
         if status is None:
-            line = f"{stamp} {where} started   {event.job_id}"
+            what = "queued" if isinstance(event, JobStarted) and self.queues else "started"
+            line = f"{stamp} {where} {what:<9} {event.job_id}"
         elif isinstance(event, JobFinished):
             took = f" ({event.duration_s:.1f}s)"
             why = f": {event.reason}" if status == "failed" else ""
@@ -88,9 +109,10 @@ class PlainProgress:
 class LiveProgress:
     """A rich live view: running builds with elapsed time, counts and a progress bar."""
 
-    def __init__(self, total: int, console: Console) -> None:
+    def __init__(self, total: int, console: Console, *, queues: bool = False) -> None:
         self.counts = _Counts(total)
         self.console = console
+        self.queues = queues
         self.live = Live(
             renderable=self,
             console=console,
@@ -99,7 +121,7 @@ class LiveProgress:
         )
 
     def __call__(self, event: Event) -> None:
-        status = self.counts.apply(event)
+        status = self.counts.apply(event, queues=self.queues)
         if status is not None and status != "succeeded":
             style = _STYLE[status]
             reason = getattr(event, "reason", "")
@@ -115,6 +137,7 @@ class LiveProgress:
         c = self.counts
         with c.lock:
             running = sorted(c.running.items(), key=lambda kv: kv[1])
+            queued = set(c.queued)
             counts = dict(c.by_status)
             done = c.done
         now = time.monotonic()
@@ -122,7 +145,8 @@ class LiveProgress:
         table.add_column(style="cyan", no_wrap=True, overflow="ellipsis")
         table.add_column(justify="right", no_wrap=True)
         for name, started in running[:20]:
-            table.add_row(f"building {escape(name)}", f"{now - started:5.0f}s")
+            doing = "queued" if name in queued else "building"
+            table.add_row(f"{doing} {escape(name)}", f"{now - started:5.0f}s")
         if len(running) > 20:
             table.add_row(f"... and {len(running) - 20} more", "")
         yield table
@@ -160,12 +184,15 @@ class LiveProgress:
         self.live.stop()
 
 
-def make_progress(total: int, console: Console | None = None) -> PlainProgress | LiveProgress:
-    """The live view on a terminal; plain lines elsewhere, and under CI (``CI=true``)."""
+def make_progress(
+    total: int, console: Console | None = None, *, queues: bool = False
+) -> PlainProgress | LiveProgress:
+    """The live view on a terminal; plain lines elsewhere, and under CI (``CI=true``).
+    ``queues``: the executor queues jobs (Dask): "queued" and "started" are told apart."""
     console = console or ui_console(stderr=True)
     if is_live(console):
-        return LiveProgress(total, console)
-    return PlainProgress(total, sys.stderr)
+        return LiveProgress(total, console, queues=queues)
+    return PlainProgress(total, sys.stderr, queues=queues)
 
 
 def summary_table(report: dict[str, Any], limit: int = 50) -> Table:

@@ -34,6 +34,8 @@ class PackageReport:
     rebuild: int = 0
     #: The target built for (None: the implicit target, ``null`` in JSON).
     target: str | None = None
+    #: Seconds it waited for a worker (Dask) before its build began; not in duration_s.
+    queued_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +45,7 @@ class PackageReport:
             "status": self.status,
             "reason": self.reason,
             "duration_s": round(self.duration_s, 3),
+            "queued_s": round(self.queued_s, 3),
             "log": self.log,
             "artifacts": list(self.artifacts),
             "rebuild": self.rebuild,

@@ -29,6 +29,7 @@ from superbuild.jobs import (
     JobCancelled,
     JobFinished,
     JobResult,
+    JobRunning,
     JobSkipped,
     JobStarted,
     Observer,
@@ -109,6 +110,8 @@ class _Run:
         heapq.heapify(self.ready)
         #: Job id -> (epoch, monotonic) start time, for jobs handed to the executor.
         self.running: dict[str, tuple[float, float]] = {}
+        #: Job id -> seconds it was queued before a worker began it (JobRunning).
+        self.queued: dict[str, float] = {}
         self.outcomes: dict[str, Outcome] = {}
         #: Events not yet delivered to the observers, oldest first (see :meth:`flush`).
         self.pending: deque[Event] = deque()
@@ -152,7 +155,12 @@ class _Run:
             first_failure = None
             interrupted = False
             full = None
-            for job_id, result, duration in self.executor.wait():
+            completions = self.executor.wait()
+            for item in self.began():
+                if item.job_id in self.running and item.job_id not in self.queued:
+                    self.queued[item.job_id] = max(0.0, item.time - self.running[item.job_id][0])
+                    self.emit(item)
+            for job_id, result, duration in completions:
                 if isinstance(result, (Interrupted, KeyboardInterrupt)):
                     interrupted = True  # proc.terminate_all() ran: the build is stopping
                 elif not self.finish(job_id, result, duration):
@@ -172,6 +180,12 @@ class _Run:
                     skip_pending=True,
                 )
                 return False
+
+    def began(self) -> list[JobRunning]:
+        """What the executor says began on a worker (executors that queue jobs)."""
+        began = getattr(self.executor, "began", None)
+        found: list[JobRunning] = began() if callable(began) else []
+        return found
 
     def start(self, job_id: str) -> None:
         now = time.time()
@@ -197,7 +211,14 @@ class _Run:
             reason = "failed"
         started = self.running[job_id][0]
         self.outcomes[job_id] = Outcome(
-            status, reason, duration, job_result, started, time.time(), exception
+            status,
+            reason,
+            duration,
+            job_result,
+            started,
+            time.time(),
+            exception,
+            self.queued.get(job_id, 0.0),
         )
         del self.running[job_id]
         self.emit(JobFinished(job_id, status, reason, duration, job_result, exception))

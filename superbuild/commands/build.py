@@ -88,6 +88,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default: $SUPERBUILD_SCHEDULER_ADDRESS, else scheduler_address: in superbuild.yaml, "
         "else an embedded LocalCluster)",
     )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="dask: allow a scheduler that is not on this host without TLS and a client "
+        "certificate (it and its workers can run code on this host: docs/security.md)",
+    )
 
 
 def flags_from(args: argparse.Namespace) -> BuildFlags:
@@ -99,6 +105,7 @@ def flags_from(args: argparse.Namespace) -> BuildFlags:
         fail_fast=args.fail_fast,
         executor=args.executor,
         scheduler_address=args.scheduler_address,
+        insecure=args.insecure,
     )
 
 
@@ -112,6 +119,15 @@ def build_options(config: BuildConfig) -> BuildOptions:
         executor=config.executor,
         executor_options=config.executor_options,
     )
+
+
+def executor_line(options: BuildOptions) -> str:
+    """Where the jobs run: ``executor local, -j 4``, ``executor dask, scheduler ADDR``."""
+    address = options.executor_options.get("address")
+    if options.executor == "dask":
+        where = f"scheduler {address}" if address else "embedded LocalCluster"
+        return f"executor dask, {where}, -j {options.jobs}"
+    return f"executor {options.executor}, -j {options.jobs}"
 
 
 def building_line(
@@ -227,6 +243,7 @@ def _build(
     if not jobs:
         err.print("nothing to build")
     else:
+        err.print(executor_line(options), highlight=False)
         err.print(
             building_line(len(jobs), options.jobs, run_.run_id, run_.log_root, plan.target_names)
         )
@@ -240,7 +257,7 @@ def _build(
             output=run_.output,
             pool=layout.pool_root(repo),
         )
-    progress = make_progress(len(jobs), err)
+    progress = make_progress(len(jobs), err, queues=options.executor != "local")
     try:
         with sigterm_as_interrupt(), progress:
             result = execute(run_, options, observers=[progress], recorder=recorder)
@@ -248,7 +265,8 @@ def _build(
         # The run's scratch goes when it ends, however it ends (a kill: the next build).
         shutil.rmtree(run_.work_root, ignore_errors=True)
     report = result.report()
-    write_json_atomic(run_.log_root / "report.json", report.to_json())
+    if run_.log_root.is_dir():  # not made by a run that never started
+        write_json_atomic(run_.log_root / "report.json", report.to_json())
     if args.report:
         write_json_atomic(Path(args.report), report.to_json())
     if args.junit:

@@ -6,6 +6,8 @@ import queue
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
+from superbuild.jobs import JobRunning
+
 if TYPE_CHECKING:
     from superbuild.jobs import Completion
 
@@ -25,7 +27,9 @@ class QueueExecutor:
     :meth:`wait`) and implement ``cancel()`` and ``close()``.
     """
 
-    _done: queue.SimpleQueue[Completion]
+    _done: queue.SimpleQueue[Completion | JobRunning]
+    #: Jobs begun on a worker, not yet returned by :meth:`began`.
+    _began: list[JobRunning]
     _pending: int
 
     def cancel(self) -> None:
@@ -35,7 +39,9 @@ class QueueExecutor:
         raise NotImplementedError
 
     def wait(self) -> list[Completion]:
-        """Block until a submitted job finishes; return every finished one."""
+        """Block until a submitted job finishes, or one begins on a worker (subclasses
+        that queue jobs put :class:`JobRunning` records on ``_done``); return every
+        finished one (maybe none: then :meth:`began` has news)."""
         if self._pending <= 0:
             raise RuntimeError("wait() with no job submitted")
         while True:
@@ -49,8 +55,19 @@ class QueueExecutor:
                 finished.append(self._done.get_nowait())
             except queue.Empty:
                 break
-        self._pending -= len(finished)
-        return finished
+        completions: list[Completion] = []
+        for item in finished:
+            if isinstance(item, JobRunning):
+                self._began.append(item)
+            else:
+                completions.append(item)
+        self._pending -= len(completions)
+        return completions
+
+    def began(self) -> list[JobRunning]:
+        """The jobs that began on a worker since the last call (:class:`JobRunning`)."""
+        began, self._began = self._began, []
+        return began
 
     def __enter__(self: _B) -> _B:
         return self

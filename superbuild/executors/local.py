@@ -19,7 +19,7 @@ from superbuild.jobs import run_here
 from superbuild.proc import Session
 
 if TYPE_CHECKING:
-    from superbuild.jobs import Completion, Job, JobResult
+    from superbuild.jobs import Completion, Job, JobResult, JobRunning
 
 #: How long ``cancel()`` waits for a worker before it cancels the session again: a
 #: process whose start raced with the first call (the session registers a child after
@@ -32,7 +32,7 @@ _Task = tuple[float, int, "Job | None"]
 
 def _work(
     todo: queue.PriorityQueue[_Task],
-    done: queue.SimpleQueue[Completion],
+    done: queue.SimpleQueue[Completion | JobRunning],
     stopping: threading.Event,
     session: Session,
 ) -> None:
@@ -87,7 +87,8 @@ class LocalExecutor(QueueExecutor):
     def _reset(self) -> None:
         # Fresh queues: a worker abandoned by cancel() can only touch the old ones.
         self._todo: queue.PriorityQueue[_Task] = queue.PriorityQueue()
-        self._done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[Completion | JobRunning] = queue.SimpleQueue()
+        self._began: list[JobRunning] = []
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pending = 0  # submitted, not yet returned by wait()

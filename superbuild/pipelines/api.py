@@ -216,6 +216,15 @@ class Pipeline(abc.ABC):
         :meth:`prepare` would.  ``ctx.work_dir`` and ``ctx.log_dir`` are scratch."""
         return {}
 
+    def check_received(
+        self, ctx: BuildContext, inputs: JobInputs, products: BuildProducts
+    ) -> str | None:
+        """Coordinator side, for what a remote worker sent back (unpacked, checksums
+        verified): a one-line reason when the products are not what this job, as
+        ``inputs`` prepared it here, can make (the rpm pipeline: a readable RPM of the
+        expected NEVRA); None when they are.  Nothing is published after a reason."""
+        return None
+
     def published(self, ctx: BuildContext) -> None:  # noqa: B027 - a no-op by default
         """Coordinator side, after the artifacts are in the output repository."""
 

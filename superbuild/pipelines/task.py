@@ -158,13 +158,18 @@ def build_remote(
         )
 
 
-def receive_outputs(ctx: BuildContext, outputs: JobOutputs) -> BuildProducts:
+def receive_outputs(
+    ctx: BuildContext, outputs: JobOutputs, expected: JobInputs | None = None
+) -> BuildProducts:
     """Coordinator side: write a worker's logs to ``ctx.log_dir``, check and unpack its artifacts.
 
     Every checksum is verified before anything is unpacked; a mismatch raises
     :class:`PipelineFailed` (stage ``collect``) and nothing reaches the output
     repository.  A failure the worker reported is re-raised after its logs are written.
-    Artifacts land in ``ctx.work_dir/received/`` for :func:`collect_outputs`.
+    Artifacts land in ``ctx.work_dir/received/`` for :func:`collect_outputs`; with
+    ``expected`` (the inputs this coordinator prepared), the pipeline then checks them
+    against what the job declared (:meth:`~superbuild.pipelines.api.Pipeline.check_received`):
+    the worker is not believed, a refusal fails the package and publishes nothing.
     """
     ctx = absolute_context(ctx)
     name = ctx.package.name
@@ -175,14 +180,7 @@ def receive_outputs(ctx: BuildContext, outputs: JobOutputs) -> BuildProducts:
             log.write(ctx.log_dir)
     where = f" from {outputs.host}" if outputs.host else ""
     if bad:
-        log_path = ctx.log_dir / "collect.log"
-        message = (
-            f"{name}: collect stage failed: sha256 mismatch for {', '.join(bad)} received{where}; "
-            f"nothing was written to the output repository, see {log_path}"
-        )
-        with log_path.open("ab") as fh:
-            fh.write(f"# error: {message}\n".encode("utf-8", "replace"))
-        raise PipelineFailed(message, "collect", log_path, name)
+        _refuse(ctx, f"sha256 mismatch for {', '.join(bad)} received{where}")
     if outputs.failure is not None:
         raise outputs.failure
     received = ctx.work_dir / RECEIVED_DIR
@@ -192,7 +190,7 @@ def receive_outputs(ctx: BuildContext, outputs: JobOutputs) -> BuildProducts:
     packages = [blob.write(packages_dir) for blob in outputs.packages]
     for blob in outputs.files or ():
         blob.write(files_dir)
-    return BuildProducts(
+    products = BuildProducts(
         package=name,
         packages=packages,
         files_dir=files_dir if outputs.files else None,
@@ -200,10 +198,32 @@ def receive_outputs(ctx: BuildContext, outputs: JobOutputs) -> BuildProducts:
         release=outputs.release,
         stage_durations=dict(outputs.stage_durations),
     )
+    if expected is not None:
+        pipeline = registry.get(ctx.package.pipeline, name)
+        problem = pipeline.check_received(ctx, expected, products)
+        if problem:
+            shutil.rmtree(received, ignore_errors=True)
+            _refuse(ctx, f"{problem} (received{where})")
+    return products
+
+
+def _refuse(ctx: BuildContext, problem: str) -> None:
+    """Fail the collect stage for what a worker sent: logged, nothing published."""
+    log_path = ctx.log_dir / "collect.log"
+    message = (
+        f"{ctx.package.name}: collect stage failed: {problem}; nothing was written to the "
+        f"output repository, see {log_path}"
+    )
+    with log_path.open("ab") as fh:
+        fh.write(f"# error: {message}\n".encode("utf-8", "replace"))
+    raise PipelineFailed(message, "collect", log_path, ctx.package.name)
 
 
 def collect_outputs(
-    ctx: BuildContext, outputs: BuildProducts | JobOutputs, runner: Runner | None = None
+    ctx: BuildContext,
+    outputs: BuildProducts | JobOutputs,
+    runner: Runner | None = None,
+    expected: JobInputs | None = None,
 ) -> PackageBuild:
     """Coordinator side: the collect stage; copy the artifacts into the output repository.
 
@@ -212,7 +232,10 @@ def collect_outputs(
     verified and unpacked (:func:`receive_outputs`).
     """
     ctx = absolute_context(ctx)
-    products = receive_outputs(ctx, outputs) if isinstance(outputs, JobOutputs) else outputs
+    if isinstance(outputs, JobOutputs):
+        products = receive_outputs(ctx, outputs, expected)
+    else:
+        products = outputs
     durations = dict(products.stage_durations)
     files = products.files_dir
     has_files = files is not None and files.is_dir() and any(files.iterdir())
@@ -262,9 +285,16 @@ def build_elsewhere(inputs: JobInputs, *, session: Session) -> JobOutputs:
 
 @dataclass(frozen=True)
 class PackageTask:
-    """One package build as a :class:`superbuild.jobs.Task`."""
+    """One package build as a :class:`superbuild.jobs.Task`.
+
+    ``prepared`` keeps the inputs a remote build was given, so that ``collect`` checks
+    what came back against them.
+    """
 
     ctx: BuildContext
+    prepared: dict[str, JobInputs] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def resources(self) -> Mapping[str, int]:
@@ -285,6 +315,7 @@ class PackageTask:
             return Work(build_here, (inputs, os.fspath(ctx.work_dir), os.fspath(ctx.log_dir)))
         shipped = tuple(Blob.read(Path(p)) for p in placement.dependency_artifacts)
         inputs = dataclasses.replace(inputs, remote=True, dependency_files=shipped)
+        self.prepared["inputs"] = inputs
         return Work(build_elsewhere, (inputs,))
 
     def collect(self, value: Any, session: Session) -> JobResult:
@@ -294,7 +325,7 @@ class PackageTask:
                 f"{ctx.package.name}: the build returned {type(value).__name__}, not its "
                 "products (is the same superbuild installed on the workers?)"
             )
-        built = collect_outputs(ctx, value, session.run_logged)
+        built = collect_outputs(ctx, value, session.run_logged, self.prepared.pop("inputs", None))
         # The scratch goes as soon as the package is collected: the clean-up overlaps
         # other builds instead of trailing the run.
         shutil.rmtree(ctx.work_dir, ignore_errors=True)

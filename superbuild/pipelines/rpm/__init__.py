@@ -153,6 +153,49 @@ class RpmPipeline(Pipeline):
             tools += ["rpmsign", "gpg"]
         return tuple(tools)
 
+    def check_received(
+        self, ctx: BuildContext, inputs: JobInputs, products: BuildProducts
+    ) -> str | None:
+        """Each package file a worker sent is a readable RPM (``rpm -qp``) named after its
+        own header; exactly one source RPM, whose name, version and release are those of
+        the spec prepared here (mock: the release may end in the chroot's own ``%dist``,
+        it still carries the commit stamp), and whose ``VCS`` is the commit; every binary
+        RPM names that source RPM and carries the same version and ``VCS``."""
+        spec = inputs.payload
+        if not isinstance(spec, SpecInputs):
+            return "rpm inputs carry no spec"
+        headers = {}
+        for path in products.packages:
+            header = _query(path)
+            if isinstance(header, str):
+                return header
+            headers[path.name] = header
+        sources = [n for n, h in headers.items() if h["SOURCERPM"] == "(none)"]
+        if len(sources) != 1:
+            return f"expected one source RPM, got {len(sources)} ({', '.join(sources) or 'none'})"
+        srpm = sources[0]
+        top = headers[srpm]
+        mock = options_of(inputs.options).builder == "mock"
+        stamp = f"g{spec.commit[:7]}."
+        release_ok = top["RELEASE"] == spec.release or (mock and stamp in top["RELEASE"])
+        if (top["NAME"], top["VERSION"]) != (spec.name, spec.version) or not release_ok:
+            got = f"{top['NAME']}-{top['VERSION']}-{top['RELEASE']}"
+            return (
+                f"{srpm} is {got}, not {spec.name}-{spec.version}-{spec.release} as the "
+                "spec prepared here says"
+            )
+        for name, header in headers.items():
+            if header["VCS"] not in ("(none)", spec.commit) or (
+                name == srpm and header["VCS"] != spec.commit
+            ):
+                return f"{name} says VCS {header['VCS']}, not the commit {spec.commit}"
+            if name != srpm and (header["SOURCERPM"], header["VERSION"]) != (
+                srpm,
+                top["VERSION"],
+            ):
+                return f"{name} was not built from {srpm} ({header['SOURCERPM']})"
+        return None
+
     def published(self, ctx: BuildContext) -> None:
         """mock dependents read this run's repository (``--addrepo``): refresh its metadata."""
         if options_of(ctx.options).builder == "mock":
@@ -253,6 +296,32 @@ class RpmPipeline(Pipeline):
             version=version,
             release=release,
         )
+
+
+#: What :func:`_query` reads of an RPM header (tab-separated, one line).
+_QUERY_TAGS = ("NAME", "EPOCHNUM", "VERSION", "RELEASE", "ARCH", "SOURCERPM", "VCS")
+
+
+def _query(path: Path) -> dict[str, str] | str:
+    """The header tags of ``path`` that :meth:`RpmPipeline.check_received` compares, or
+    a one-line reason it is not a readable RPM named after its own header."""
+    from superbuild import proc
+
+    queryformat = "\t".join(f"%{{{tag}}}" for tag in _QUERY_TAGS)
+    found = proc.run(
+        ["rpm", "-qp", "--nosignature", "--queryformat", queryformat, path],
+        check=False,
+        timeout=120,
+    )
+    values = found.stdout.decode("utf-8", "replace").split("\t")
+    if not found.ok or len(values) != len(_QUERY_TAGS):
+        return f"{path.name} is not a readable RPM ({proc.reason_line(found.stderr)})"
+    header = dict(zip(_QUERY_TAGS, values, strict=True))
+    arch = "src" if header["SOURCERPM"] == "(none)" else header["ARCH"]
+    own = f"{header['NAME']}-{header['VERSION']}-{header['RELEASE']}.{arch}.rpm"
+    if path.name != own:
+        return f"{path.name} holds {own}"
+    return header
 
 
 def _stamp(ctx: BuildContext, st: Stage, source: Source) -> tuple[str, int, SpecFacts]:
