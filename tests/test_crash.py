@@ -309,14 +309,19 @@ def createrepo_running_of(child: subprocess.Popen[bytes]) -> Callable[[], bool]:
     return createrepo_running(MARKS[child.pid])
 
 
-@pytest.fixture
-def rpm_sample(tmp_path: Path) -> Path:
+def make_rpm_product(tmp_path: Path) -> Path:
+    """The superproject of RPM_PRODUCT (rpm pipelines, no settings) under ``tmp_path``."""
     folder = tmp_path / "manifests"
     folder.mkdir()
     for name, requires in RPM_PRODUCT.items():
         req = f"requires: [{', '.join(requires)}]\n" if requires else ""
         (folder / f"{name}.yaml").write_text(f"path: repos/{name}\n{req}")
     return make_sample_superproject(tmp_path / "sp", folder, settings=None).path
+
+
+@pytest.fixture
+def rpm_sample(tmp_path: Path) -> Path:
+    return make_rpm_product(tmp_path)
 
 
 def test_command_builds_killed_at_random_leave_no_debris(tmp_path: Path) -> None:

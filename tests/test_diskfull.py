@@ -21,8 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from superbuild.testing.sample import make_sample_superproject
-from tests.test_crash import RPM_PRODUCT, build, child_env, dnf_problems, repo_problems
+from tests.test_crash import (
+    RPM_PRODUCT,
+    build,
+    child_env,
+    dnf_problems,
+    make_rpm_product,
+    repo_problems,
+)
 
 pytestmark = pytest.mark.rpm
 
@@ -70,12 +76,19 @@ def fill(fs: Path, leave: int) -> Path:
 def rpm_sample(tmp_path: Path) -> Path:
     if (why := _can_mount()) is not None:
         pytest.skip(why)
-    folder = tmp_path / "manifests"
-    folder.mkdir()
-    for name, requires in RPM_PRODUCT.items():
-        req = f"requires: [{', '.join(requires)}]\n" if requires else ""
-        (folder / f"{name}.yaml").write_text(f"path: repos/{name}\n{req}")
-    return make_sample_superproject(tmp_path / "sp", folder, settings=None).path
+    return make_rpm_product(tmp_path)
+
+
+def superbuild(sp: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "superbuild", *argv],
+        cwd=sp,
+        env=child_env("diskfull"),
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def temporary_files(top: Path) -> list[str]:
@@ -155,15 +168,7 @@ def test_state_disk_filling_up_after_a_first_build_is_one_line(
         assert str(state) in line, line  # names what it could not write
         assert "no space left on device" in line or "disk is full" in line, line
         filler.unlink()
-        status = subprocess.run(
-            [sys.executable, "-m", "superbuild", "status", "--json"],
-            cwd=rpm_sample,
-            env=child_env("diskfull"),
-            capture_output=True,
-            text=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
+        status = superbuild(rpm_sample, "status", "--json")
         assert status.returncode == 0, status.stderr
         runs = json.loads(status.stdout)
         assert runs, status.stdout
@@ -178,15 +183,7 @@ def test_publishing_a_release_to_a_full_disk_leaves_nothing_half_published(
     assert built.returncode == 0, built.stderr
 
     def release(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "superbuild", "release", *argv],
-            cwd=rpm_sample,
-            env=child_env("diskfull"),
-            capture_output=True,
-            text=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
+        return superbuild(rpm_sample, "release", *argv)
 
     made = release("create", "R1")
     assert made.returncode == 0, made.stderr
