@@ -445,6 +445,29 @@ def test_plain_jobs_run_as_they_are(cluster: Any) -> None:
     assert outcomes["after"].status == "skipped"
 
 
+class Unpicklable(Exception):
+    """An exception Dask cannot send back: it holds a lock."""
+
+    def __init__(self) -> None:
+        super().__init__("the step failed, holding a lock")
+        self.lock = threading.Lock()
+
+
+def raise_unpicklable() -> None:
+    raise Unpicklable
+
+
+def test_an_exception_that_cannot_be_pickled_still_fails_the_job(cluster: Any) -> None:
+    """An exception Dask cannot serialize still ends the job, as a failure naming it
+    (distributed sends a plain Exception with its repr)."""
+    jobs = {"odd": Job("odd", frozenset(), call(raise_unpicklable))}
+    with make_executor("dask", parallel=1, address=cluster.scheduler_address) as ex:
+        outcomes = run_jobs(jobs, ex, parallel=1)
+    assert outcomes["odd"].status == "failed"
+    assert "Unpicklable" in outcomes["odd"].reason
+    assert "the step failed, holding a lock" in outcomes["odd"].reason
+
+
 def first_attempt_hangs(flag: Path) -> str:
     """A step whose first attempt sleeps 30 s (to be killed); a retry goes straight on."""
     return f"if mkdir {flag} 2>/dev/null; then sleep 30; fi"
