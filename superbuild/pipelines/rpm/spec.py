@@ -43,6 +43,9 @@ RPM_LOCK = threading.Lock()
 
 _DIST_RE = re.compile(r"%\{\?dist\}|%\{dist\}|%dist\b|%\{\?dist:[^}]*\}")
 _AUTORELEASE_RE = re.compile(r"%\{?autorelease\b")
+#: rpm's flags of a ``spec.sources`` entry (rpmbuild.h: RPMBUILD_ISSOURCE, RPMBUILD_ISPATCH).
+_RPMBUILD_ISSOURCE = 1 << 0
+_RPMBUILD_ISPATCH = 1 << 1
 
 
 class SpecError(ValueError):
@@ -174,29 +177,20 @@ def read_spec(text: str, macros: Sequence[tuple[str, str]] = ()) -> SpecFacts:
 
 
 def _facts(spec: Any) -> SpecFacts:
-    sources: list[SpecSource] = []
-    with spec.sources() as found:
-        for source in found:
-            if getattr(source, "valid", True):
-                sources.append(
-                    SpecSource(
-                        "Source",
-                        int(source.number),
-                        source.expanded_filename,
-                        spec.expand(source.location),
-                    )
-                )
-    with spec.patches() as found:
-        for patch in found:
-            if getattr(patch, "valid", True):
-                sources.append(
-                    SpecSource(
-                        "Patch",
-                        int(patch.number),
-                        patch.expanded_filename,
-                        spec.expand(patch.location),
-                    )
-                )
+    # rpm's own list of the sources it kept (expanded, under the true %if branches):
+    # specfile's per-tag expansion re-parses the whole spec twice per source.
+    sources = [
+        SpecSource(
+            "Patch" if flags & _RPMBUILD_ISPATCH else "Source",
+            int(number),
+            _file_name(location),
+            location,
+        )
+        for location, number, flags in (
+            (_text(raw), number, flags) for raw, number, flags in spec.rpm_spec.sources
+        )
+        if flags & (_RPMBUILD_ISSOURCE | _RPMBUILD_ISPATCH)
+    ]
     header = spec.rpm_spec.sourceHeader  # rpm's own answer, dist tag included
     name, version, release = (_text(header[tag]) for tag in ("name", "version", "release"))
     archive_dir, creates_dir = _prep_folder(_text(spec.rpm_spec.prep or ""), f"{name}-{version}")
@@ -210,7 +204,8 @@ def _facts(spec: Any) -> SpecFacts:
         sources=tuple(sorted(sources, key=lambda s: (s.kind, s.number))),
         archive_dir=archive_dir,
         creates_dir=creates_dir,
-        autorelease=bool(_AUTORELEASE_RE.search(raw)) or bool(spec.has_autorelease),
+        autorelease=bool(_AUTORELEASE_RE.search(raw))
+        or ("autorelease" in raw and bool(spec.has_autorelease)),
     )
 
 
@@ -237,6 +232,12 @@ def _prep_folder(prep: str, default: str) -> tuple[str, bool]:
             folder = entered.group(1)
             return folder, folder in created
     return default, False
+
+
+def _file_name(location: str) -> str:
+    """The file rpmbuild looks for in SOURCES: after the last ``/`` (``#/`` renames)."""
+    slash = location.rfind("/")
+    return location if slash < 0 else location[slash + 1 :].rsplit("=", maxsplit=1)[-1]
 
 
 def _text(value: Any) -> str:
