@@ -17,7 +17,14 @@ import pytest
 from superbuild import outrepo
 from superbuild.pipelines.api import BuildContext, PackageBuild, PipelineFailed, SourceUnavailable
 from superbuild.pipelines.rpm.options import RpmOptions
-from superbuild.pipelines.rpm.spec import SpecError, read_spec, with_provenance, with_version
+from superbuild.pipelines.rpm.spec import (
+    SpecError,
+    read_spec,
+    release_suffix,
+    stamped_facts,
+    with_provenance,
+    with_version,
+)
 from superbuild.pipelines.task import run_package
 from tests.rpmtools import (
     commit_files,
@@ -382,6 +389,32 @@ def test_a_package_line_inside_a_multiline_macro_is_not_a_section() -> None:
         "%global desc %{expand:\nSome text.\n%package is mentioned here.\n}\nRelease: 7%{?dist}"
     )
     assert release_of(with_provenance(spec, C, 12)) == f"7{SUFFIX}.fc42"
+
+
+@pytest.mark.parametrize(
+    ("preamble", "known"),
+    [
+        ("Release: 2%{?dist}", True),
+        ("Release:  7 ", True),
+        ("Release: 1.rc1%{?dist}", True),
+        ("Release: 1%{?dist}.1", False),  # dist in the middle: stamping moves it
+        ("Release: %{rel}%{?dist}", False),
+        ("Release: 3%dist", False),
+        ("%if 0%{?rhel}\nRelease: 3%{?dist}\n%else\nRelease: 4%{?dist}\n%endif", False),
+        ("Release: %autorelease", False),
+    ],
+)
+@pytest.mark.parametrize("dist", [".fc42", ""])
+def test_stamped_facts_without_a_parse_are_rpms_own(preamble: str, known: bool, dist: str) -> None:
+    # The source stage skips the parse of the stamped spec only when it knows the answer.
+    spec = "%global rel 5\n" + spec_with(preamble)
+    macros = [("dist", dist)]
+    facts = read_spec(spec, macros)
+    for rebuild in (0, 2):
+        found = stamped_facts(spec, facts, release_suffix(C, 12, rebuild))
+        assert (found is not None) == known
+        if found is not None:
+            assert found == read_spec(with_provenance(spec, C, 12, macros, rebuild), macros)
 
 
 def test_provenance_and_version_need_their_tags() -> None:

@@ -26,6 +26,7 @@ spec's bytes are never re-formatted beyond the tags that change.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import tempfile
@@ -321,6 +322,29 @@ def stamped_release(value: str, suffix: str) -> str:
         return body + suffix + trailing
     rest = (body[: dist.start()] + body[dist.end() :]).rstrip(".")
     return rest + suffix + dist.group(0) + trailing
+
+
+_RELEASE_LINE_RE = re.compile(r"^[ \t]*release[ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)
+_PLAIN_RELEASE_RE = re.compile(r"^([0-9A-Za-z._+~^]+)(%\{\?dist\})?$")
+
+
+def stamped_facts(text: str, facts: SpecFacts, suffix: str) -> SpecFacts | None:
+    """What rpm reads from ``text`` stamped with ``suffix``, known without parsing it
+    again when it is certain: ``text`` has one ``Release:`` line (no ``%if`` branches,
+    no subpackage's own), a literal value with at most ``%{?dist}`` after it, no
+    ``%autorelease``.  Then rpm's Release of ``facts`` is that literal plus the dist
+    tag's expansion, and the stamped one puts ``suffix`` between them (the other facts
+    do not change).  None: ask rpm (:func:`read_spec`)."""
+    lines = _RELEASE_LINE_RE.findall(text)
+    if len(lines) != 1 or "autorelease" in text:
+        return None
+    plain = _PLAIN_RELEASE_RE.match(lines[0].strip())
+    if plain is None or not facts.release.startswith(plain.group(1)):
+        return None
+    dist = facts.release[len(plain.group(1)) :]
+    if dist and plain.group(2) is None:
+        return None
+    return dataclasses.replace(facts, release=plain.group(1) + suffix + dist)
 
 
 def with_provenance(
