@@ -12,15 +12,20 @@ for what it runs.  It also reads the manifests cache (:func:`read_cache`), whose
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal, NamedTuple
+from collections import namedtuple
 
 from superbuild import __version__
-from superbuild.gitparse import RawChange
-from superbuild.graph import DependencyGraph
 
-Status = Literal["added", "deleted", "modified", "moved", "typechange"]
-Direction = Literal["forward", "backward", "sideways", "unknown"]
+TYPE_CHECKING = False  # typing is not imported on the lean path: its types are for mypy
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any, Literal, NamedTuple
+
+    from superbuild.gitparse import RawChange
+    from superbuild.graph import DependencyGraph
+
+    Status = Literal["added", "deleted", "modified", "moved", "typechange"]
+    Direction = Literal["forward", "backward", "sideways", "unknown"]
 
 MANIFESTS_DIR = "manifests"
 SETTINGS_FILE = "superbuild.yaml"
@@ -29,14 +34,47 @@ CACHE_FORMAT = 5
 GITLINK = 0o160000
 
 
-class Change(NamedTuple):
-    path: str
-    status: Status
-    old_commit: str | None
-    new_commit: str | None
-    package: str | None = None
-    old_path: str | None = None
-    direction: Direction | None = None  # for modified and moved submodules
+if TYPE_CHECKING:
+
+    class _Change(NamedTuple):
+        path: str
+        status: Status
+        old_commit: str | None
+        new_commit: str | None
+        package: str | None = None
+        old_path: str | None = None
+        direction: Direction | None = None  # for modified and moved submodules
+
+    class _Analysis(NamedTuple):
+        changes: list[Change]
+        manifest_changes: list[str]
+        reasons: dict[str, str]  # directly changed package -> why
+        unmanaged: list[str]
+        waves: list[list[str]]
+
+    class Side(NamedTuple):
+        """One commit's packages as change detection needs them."""
+
+        by_path: Mapping[str, str]  # submodule path -> package
+        #: package -> (manifest blob, digest), in name order.
+        keys: Mapping[str, tuple[str, str]]
+
+else:  # the same fields (typing.NamedTuple makes these too)
+    _Change = namedtuple(
+        "_Change",
+        ["path", "status", "old_commit", "new_commit", "package", "old_path", "direction"],
+        defaults=(None, None, None),
+    )
+    _Analysis = namedtuple(
+        "_Analysis", ["changes", "manifest_changes", "reasons", "unmanaged", "waves"]
+    )
+    Side = namedtuple("Side", ["by_path", "keys"])
+
+
+class Change(_Change):
+    """A changed gitlink: path, status, old and new commit, package, old path, direction."""
+
+    __slots__ = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,26 +88,14 @@ class Change(NamedTuple):
         }
 
 
-class Analysis(NamedTuple):
+class Analysis(_Analysis):
     """What changed between two commits and what it affects (directions not yet set)."""
 
-    changes: list[Change]
-    manifest_changes: list[str]
-    reasons: dict[str, str]  # directly changed package -> why
-    unmanaged: list[str]
-    waves: list[list[str]]
+    __slots__ = ()
 
     @property
     def affected(self) -> list[str]:
         return [n for w in self.waves for n in w]
-
-
-class Side(NamedTuple):
-    """One commit's packages as change detection needs them."""
-
-    by_path: Mapping[str, str]  # submodule path -> package
-    #: package -> (manifest blob, digest), in name order.
-    keys: Mapping[str, tuple[str, str]]
 
 
 def gitlink_changes(
@@ -262,3 +288,56 @@ def read_cache(path: str) -> dict[str, Any] | None:
         return data
     except (OSError, ValueError, EOFError, TypeError):
         return None
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def dumps(data: object) -> str:
+    """``json.dumps(data, indent=2) + "\\n"``, byte for byte, for the report's types (dicts
+    with string keys, lists, strings, None, booleans, ints) without importing :mod:`json`
+    (its decoder imports :mod:`re`): what both ``changed`` paths print."""
+    try:
+        from _json import encode_basestring_ascii as quote
+    except ImportError:  # an interpreter without the C accelerator
+        from json.encoder import py_encode_basestring_ascii as quote
+    out: list[str] = []
+
+    def emit(value: object, indent: str) -> None:
+        if isinstance(value, str):
+            out.append(quote(value))
+        elif value is None:
+            out.append("null")
+        elif value is True:
+            out.append("true")
+        elif value is False:
+            out.append("false")
+        elif isinstance(value, int):
+            out.append(int.__repr__(value))
+        elif isinstance(value, dict):
+            if not value:
+                out.append("{}")
+                return
+            inner = indent + "  "
+            out.append("{")
+            for i, (key, item) in enumerate(value.items()):
+                if not isinstance(key, str):
+                    raise TypeError(f"a JSON key must be a string, not {key!r}")
+                out.append(("\n" if i == 0 else ",\n") + inner + quote(key) + ": ")
+                emit(item, inner)
+            out.append("\n" + indent + "}")
+        elif isinstance(value, list | tuple):
+            if not value:
+                out.append("[]")
+                return
+            inner = indent + "  "
+            out.append("[")
+            for i, item in enumerate(value):
+                out.append(("\n" if i == 0 else ",\n") + inner)
+                emit(item, inner)
+            out.append("\n" + indent + "]")
+        else:
+            raise TypeError(f"not a report value: {value!r}")
+
+    emit(data, "")
+    return "".join(out) + "\n"

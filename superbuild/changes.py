@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from superbuild import changecore
 from superbuild import git as g
-from superbuild.changecore import Direction, Side
+from superbuild.changecore import Side
 from superbuild.ci import GREEN, resolve_green
 from superbuild.errors import GitError, UsageError
 from superbuild.manifest import (
@@ -24,6 +24,9 @@ from superbuild.manifest import (
     load_product,
 )
 from superbuild.submodules import initialized
+
+if TYPE_CHECKING:
+    from superbuild.changecore import Direction
 
 # The core (superbuild.changecore) keeps these; this module keeps their names.
 Change = changecore.Change

@@ -28,6 +28,7 @@ decode_path = gitparse.decode_path
 parse_raw_diff = gitparse.parse_raw_diff
 tree_path = gitparse.tree_path
 unsafe_path = gitparse.unsafe_path
+git_env = gitparse.git_env
 
 GITLINK = 0o160000
 TREE = 0o040000
@@ -36,50 +37,6 @@ EMPTY_TREE = {
     40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
     64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
 }
-
-# Variables git sets for hooks or that point git at another repository.  Strip them so
-# that ``git -C <submodule>`` talks to the submodule even when run from a hook.
-_KEEP_GIT_VARS = frozenset(
-    {
-        "GIT_EXEC_PATH",
-        "GIT_SSH",
-        "GIT_SSH_COMMAND",
-        "GIT_SSL_CAINFO",
-        "GIT_SSL_NO_VERIFY",
-        "GIT_CONFIG_COUNT",
-        "GIT_CONFIG_GLOBAL",
-        "GIT_CONFIG_NOSYSTEM",
-        "GIT_CONFIG_SYSTEM",
-        "GIT_HTTP_PROXY_AUTHMETHOD",
-        "GIT_ALLOW_PROTOCOL",
-        "GIT_ASKPASS",
-        "GIT_TERMINAL_PROMPT",
-        "GIT_AUTHOR_NAME",
-        "GIT_AUTHOR_EMAIL",
-        "GIT_AUTHOR_DATE",
-        "GIT_COMMITTER_NAME",
-        "GIT_COMMITTER_EMAIL",
-        "GIT_COMMITTER_DATE",
-        "GIT_TRACE",
-    }
-)
-
-
-def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of superbuild's own git commands: ``base`` (default ``os.environ``)
-    without the variables that point git at another repository (``GIT_DIR``,
-    ``GIT_WORK_TREE``, ``GIT_INDEX_FILE``... as a hook gets them), keeping those that
-    configure it (:data:`_KEEP_GIT_VARS`, ``GIT_CONFIG_KEY_<n>``), with ``LC_ALL=C``."""
-    env = dict(os.environ if base is None else base)
-    for key in list(env):
-        if key.startswith("GIT_") and not (
-            key in _KEEP_GIT_VARS
-            or key.startswith("GIT_CONFIG_KEY_")
-            or key.startswith("GIT_CONFIG_VALUE_")
-        ):
-            del env[key]
-    env["LC_ALL"] = "C"
-    return env
 
 
 def user_env(base: Mapping[str, str] | None = None) -> dict[str, str]:

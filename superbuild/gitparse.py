@@ -1,4 +1,5 @@
-"""Parsing git's output: paths from trees, ``diff-tree --raw`` records, gitlinks.
+"""git's environment and the parsing of its output: paths from trees, ``diff-tree --raw``
+records, gitlinks.
 
 Pure functions over bytes, importing nothing that starts processes, so that the lean
 ``changed`` path (:mod:`superbuild.fastchanged`) parses git's output with the very code
@@ -7,9 +8,59 @@ the general path uses (:mod:`superbuild.git` re-exports them).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import os
 
 from superbuild.errors import GitError
+
+TYPE_CHECKING = False  # no typing import: this module is on changed's lean path
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import NamedTuple
+
+# Variables git sets for hooks or that point git at another repository.  Strip them so
+# that ``git -C <submodule>`` talks to the submodule even when run from a hook.
+_KEEP_GIT_VARS = frozenset(
+    {
+        "GIT_EXEC_PATH",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_SSL_CAINFO",
+        "GIT_SSL_NO_VERIFY",
+        "GIT_CONFIG_COUNT",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_NOSYSTEM",
+        "GIT_CONFIG_SYSTEM",
+        "GIT_HTTP_PROXY_AUTHMETHOD",
+        "GIT_ALLOW_PROTOCOL",
+        "GIT_ASKPASS",
+        "GIT_TERMINAL_PROMPT",
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_AUTHOR_DATE",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_COMMITTER_DATE",
+        "GIT_TRACE",
+    }
+)
+
+
+def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of superbuild's own git commands: ``base`` (default ``os.environ``)
+    without the variables that point git at another repository (``GIT_DIR``,
+    ``GIT_WORK_TREE``, ``GIT_INDEX_FILE``... as a hook gets them), keeping those that
+    configure it (:data:`_KEEP_GIT_VARS`, ``GIT_CONFIG_KEY_<n>``), with ``LC_ALL=C``."""
+    env = dict(os.environ if base is None else base)
+    for key in list(env):
+        if key.startswith("GIT_") and not (
+            key in _KEEP_GIT_VARS
+            or key.startswith("GIT_CONFIG_KEY_")
+            or key.startswith("GIT_CONFIG_VALUE_")
+        ):
+            del env[key]
+    env["LC_ALL"] = "C"
+    return env
+
 
 _UNSAFE_PARTS = frozenset(("", ".", ".."))
 
@@ -45,16 +96,27 @@ def tree_path(raw: bytes) -> str:
     return path
 
 
-class RawChange(NamedTuple):
-    """One record of ``git diff-tree -r -z --raw``."""
+if TYPE_CHECKING:
 
-    old_mode: int
-    new_mode: int
-    old_oid: str
-    new_oid: str
-    status: str  # A D M T (R C U X with a score when rename detection is on)
-    path: str
-    old_path: str | None = None  # set for R and C records
+    class RawChange(NamedTuple):
+        """One record of ``git diff-tree -r -z --raw``."""
+
+        old_mode: int
+        new_mode: int
+        old_oid: str
+        new_oid: str
+        status: str  # A D M T (R C U X with a score when rename detection is on)
+        path: str
+        old_path: str | None = None  # set for R and C records
+
+else:  # the same fields, without importing typing
+    from collections import namedtuple
+
+    RawChange = namedtuple(
+        "RawChange",
+        ["old_mode", "new_mode", "old_oid", "new_oid", "status", "path", "old_path"],
+        defaults=(None,),
+    )
 
 
 def parse_raw_diff(data: bytes) -> list[RawChange]:

@@ -8,6 +8,7 @@ Range: --base REV..--head REV (default: head's first parent..HEAD), or
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 from superbuild import ci
@@ -65,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.why:
         print(changeset.why(args.why))
     elif args.format == "json":
-        print_json(changeset.to_json())
+        from superbuild.changecore import dumps  # the lean path prints with it too
+
+        sys.stdout.write(dumps(changeset.to_json()))
     elif args.format == "lines":
         _lines(changeset.affected)
     elif args.format == "github":
