@@ -19,6 +19,7 @@ from superbuild.pipelines.api import BuildContext, PackageBuild, PipelineFailed,
 from superbuild.pipelines.rpm.options import RpmOptions
 from superbuild.pipelines.rpm.spec import (
     SpecError,
+    has_version,
     read_spec,
     release_suffix,
     stamped_facts,
@@ -415,6 +416,23 @@ def test_stamped_facts_without_a_parse_are_rpms_own(preamble: str, known: bool, 
         assert (found is not None) == known
         if found is not None:
             assert found == read_spec(with_provenance(spec, C, 12, macros, rebuild), macros)
+
+
+@pytest.mark.parametrize(
+    ("version_line", "same"),
+    [
+        ("Version: 1.0", True),
+        ("version:\t1.0  ", True),
+        ("Version: 1.1", False),
+        ("Version: %{v}", False),
+        ("%if 0%{?rhel}\nVersion: 1.0\n%else\nVersion: 1.0\n%endif", False),
+    ],
+)
+def test_has_version_only_when_with_version_changes_nothing(version_line: str, same: bool) -> None:
+    spec = "%global v 1.0\n" + spec_with("Release: 1").replace("Version: 1.0", version_line)
+    assert has_version(spec, "1.0") == same
+    if same:
+        assert with_version(spec, "1.0") == spec
 
 
 def test_provenance_and_version_need_their_tags() -> None:

@@ -245,6 +245,16 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
 
 
+_VERSION_LINE_RE = re.compile(r"^[ \t]*version[ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)
+
+
+def has_version(text: str, version: str) -> bool:
+    """Whether :func:`with_version` would leave ``text`` as it is: its one ``Version:``
+    line already says ``version`` (the source stage then skips that parse)."""
+    lines = _VERSION_LINE_RE.findall(text)
+    return len(lines) == 1 and lines[0].strip() == version
+
+
 def with_version(text: str, version: str, macros: Sequence[tuple[str, str]] = ()) -> str:
     """``text`` with the main package's Version (every branch of it) set to ``version``."""
     return _set_tag(text, "Version", version, macros, every_package=False)
