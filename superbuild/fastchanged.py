@@ -199,7 +199,7 @@ def answer(options: dict[str, str | bool]) -> tuple[dict[str, object], bool]:
         f"{head}^{{commit}}^1:{s}",
     ]
     if base:
-        specs.append(f"{base}^{{commit}}")
+        specs += [f"{base}^{{commit}}", f"{base}^{{commit}}:{m}", f"{base}^{{commit}}:{s}"]
     found = git.resolve(specs)
     if found[0] is None:
         raise _GiveUp
@@ -209,7 +209,10 @@ def answer(options: dict[str, str | bool]) -> tuple[dict[str, object], bool]:
         if found[6] is None:
             raise _GiveUp
         base_oid = git.run("merge-base", found[6][0], head_oid).decode().split()[0]
-        base_ids = _ids(git.resolve([f"{base_oid}:{m}", f"{base_oid}:{s}"]), 0)
+        if base_oid == found[6][0]:  # --base is an ancestor of --head: its ids are known
+            base_ids = _ids(found, 7)
+        else:
+            base_ids = _ids(git.resolve([f"{base_oid}:{m}", f"{base_oid}:{s}"]), 0)
     else:
         if found[3] is None:
             raise _GiveUp  # a root commit: the general path
