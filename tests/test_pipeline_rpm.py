@@ -435,6 +435,30 @@ def test_has_version_only_when_with_version_changes_nothing(version_line: str, s
         assert with_version(spec, "1.0") == spec
 
 
+@pytest.mark.parametrize(
+    "preamble",
+    [
+        "Release: 1",
+        "Release:        2%{?dist}",
+        "release:\t3 ",
+        "RELEASE :  4.rc1%{?dist}\t",
+    ],
+)
+@pytest.mark.parametrize("extra", ["", "%package devel\nSummary: d\n%description devel\nd\n"])
+@pytest.mark.parametrize("rebuild", [0, 3])
+def test_plain_provenance_is_specfiles_edit(
+    preamble: str, extra: str, rebuild: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The source stage edits a plain Release line without a parse: the same bytes.
+    from superbuild.pipelines.rpm import spec as spec_module
+
+    text = spec_with(preamble, extra)
+    quick = with_provenance(text, C, 12, rebuild=rebuild)
+    monkeypatch.setattr(spec_module, "_plain_provenance", lambda *_: None)
+    assert quick == with_provenance(text, C, 12, rebuild=rebuild)
+    assert "\nVCS:" in quick
+
+
 def test_provenance_and_version_need_their_tags() -> None:
     no_release = "Name: x\nVersion: 1\nSummary: s\nLicense: MIT\n%description\nd\n"
     with pytest.raises(SpecError):

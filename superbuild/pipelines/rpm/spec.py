@@ -366,6 +366,9 @@ def with_provenance(
 ) -> str:
     """``text`` whose every Release names ``commit`` (see the module doc), with ``VCS:``."""
     suffix = release_suffix(commit, count, rebuild)
+    edited = _plain_provenance(text, commit, suffix)
+    if edited is not None:
+        return edited
     head = prelude(text, suffix)  # kept: the SRPM's spec rebuilds the same Release anywhere
     with parsed(head + text, macros) as spec:
         found_release = False
@@ -392,6 +395,32 @@ def with_provenance(
         if not found_release:
             raise SpecError("the spec has no Release: tag")
         return str(spec)
+
+
+_PLAIN_RELEASE_LINE_RE = re.compile(
+    r"^(release)([ \t]*:[ \t]*)([0-9A-Za-z._+~^]+(?:%\{\?dist\})?)([ \t]*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_VCS_LINE_RE = re.compile(r"^[ \t]*vcs[ \t]*:", re.IGNORECASE | re.MULTILINE)
+
+
+def _plain_provenance(text: str, commit: str, suffix: str) -> str | None:
+    """:func:`with_provenance`'s edit without a parse, for the plain spec whose result is
+    certain: one ``Release:`` line (at the line start, a literal value, at most
+    ``%{?dist}`` after it), no ``VCS:`` line, no ``%autorelease``/``%autochangelog``.
+    The same bytes as specfile's edit (``tests/test_pipeline_rpm.py`` compares them);
+    None: parse."""
+    if "autorelease" in text or "autochangelog" in text or "\r" in text:
+        return None
+    if len(_RELEASE_LINE_RE.findall(text)) != 1 or _VCS_LINE_RE.search(text):
+        return None
+    found = _PLAIN_RELEASE_LINE_RE.search(text)
+    if found is None:
+        return None
+    name, separator, value, trailing = found.groups()
+    vcs = "VCS:" + " " * max(1, len(name) + len(separator) - len("VCS:")) + commit
+    line = f"{name}{separator}{stamped_release(value, suffix)}{trailing}\n{vcs}"
+    return text[: found.start()] + line + text[found.end() :]
 
 
 def _insert_vcs(tags: Any, after: int, commit: str) -> None:
