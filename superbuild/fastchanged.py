@@ -270,7 +270,14 @@ def main(argv: list[str]) -> int | None:
         return None
     try:
         report, affected = answer(options)
-    except (_GiveUp, OSError, ValueError, IndexError):
+    except KeyboardInterrupt:
+        from superbuild.errors import EXIT_INTERRUPTED
+
+        print("superbuild: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:
+        # Anything unexpected here (an unsafe path in a commit, a damaged cache): the
+        # general path gives the answer or its one-line error.
         return None
     sys.stdout.write(changecore.dumps(report))
     return 1 if options["exit_code"] and affected else 0

@@ -194,3 +194,19 @@ def test_the_console_script_takes_the_lean_path(
     assert json.loads(result.stdout)["head"] == repo.head()
     # runpy itself imports pathlib-free importlib machinery; the verb imports none of these
     assert result.stderr.strip() == "[]"
+
+
+def test_an_unsafe_path_in_a_commit_goes_to_the_general_paths_error(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_hostile import crafted_commit
+
+    repo.manifest("a", "path: repos/a\n")
+    repo.link("repos/a")
+    repo.commit("product")
+    argv = ["-C", str(repo.path), "changed", "--format", "json"]
+    general(capsys, *argv)  # the manifests cache of this manifests tree
+    crafted_commit(repo, [".."])
+    assert fast(capsys, *argv) == (None, "")  # no traceback, nothing printed
+    code, out, err = cli(capsys, *argv)
+    assert (code, out) == (2, "") and "repos/../victim" in err
