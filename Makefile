@@ -25,6 +25,8 @@ bench: setup
 	$(BIN)/python bench/bench_build.py
 	$(BIN)/python bench/bench_status.py
 	$(BIN)/python bench/bench_dask.py
+	$(BIN)/python bench/bench_rpm.py
+	$(BIN)/python bench/bench_scale.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 verdicts.append(
                     f"makespan, {label}: {wall_ratio:.3f} x bound (builds alone "
                     f"{builds_ratio:.3f}); target <= {MAKESPAN_TARGET} and < make's "
-                    f"{make_ratio:.3f}: {'ok' if ok else 'MISSED'}"
+                    f"{make_ratio:.3f}: {'met' if ok else 'missed'}"
                 )
         if args.only in (None, "overhead"):
             make, wall, builds = bench_overhead(
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             verdicts.append(
                 f"overhead: superbuild {wall * 1000:.3f} ms/package (builds alone "
                 f"{builds * 1000:.3f}) = {wall / make:.2f} x make's {make * 1000:.3f}; "
-                f"target <= {OVERHEAD_TARGET} x: {'ok' if ok else 'MISSED'}"
+                f"target <= {OVERHEAD_TARGET} x: {'met' if ok else 'missed'}"
             )
         print("\ntargets:")
         for line in verdicts:

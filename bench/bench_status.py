@@ -16,7 +16,9 @@ Then prints the median and minimum wall time of each command over ``--runs`` run
 ``--warmup``): ``git submodule status``, ``git status --porcelain=v2 -z``,
 ``git ls-files -s -z`` and the venv's ``superbuild status --json`` (warm: its
 unpushed-count cache in ``.git/superbuild/`` kept; and cold: deleted before each run), and
-the ratio warm superbuild / ``git submodule status`` (target <= 0.5; exit 1 when missed).
+the ratios warm superbuild / ``git submodule status`` (target <= 0.5) and warm superbuild /
+``git status --porcelain=v2 -z``, the one git call it needs (target <= 1.05), each "met" or
+"missed".
 
 Python bytecode is cached in the temporary directory (PYTHONPYCACHEPREFIX) even when
 PYTHONDONTWRITEBYTECODE is set, as an installed superbuild has its .pyc files.
@@ -38,6 +40,8 @@ from timing import time_command
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.5
+#: superbuild status --json / git status --porcelain=v2 -z (the one git call it needs).
+FLOOR_TARGET = 1.05
 RUNS_IN_STATE = 50
 
 
@@ -199,9 +203,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         base = results["git submodule status"][0]
         ratio = results["superbuild status --json"][0] / base
-        verdict = "ok" if ratio <= TARGET else "MISSED"
+        verdict = "met" if ratio <= TARGET else "missed"
         print(
             f"ratio superbuild / git submodule status: {ratio:.2f} (target <= {TARGET}: {verdict})"
+        )
+        floor = results["git status --porcelain=v2 -z"][0]
+        to_floor = results["superbuild status --json"][0] / floor
+        verdict = "met" if to_floor <= FLOOR_TARGET else "missed"
+        print(
+            f"ratio superbuild / git status --porcelain=v2 -z: {to_floor:.2f} "
+            f"(target <= {FLOOR_TARGET}: {verdict})"
         )
         print(f"  without the unpushed-count cache: {results[cold][0] / base:.2f}")
         return 0  # a benchmark prints figures; it does not fail

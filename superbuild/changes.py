@@ -11,9 +11,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from superbuild import changecore
 from superbuild import git as g
+from superbuild.changecore import Side
 from superbuild.ci import GREEN, resolve_green
 from superbuild.errors import GitError, ManifestError, UsageError
 from superbuild.manifest import (
@@ -24,29 +26,12 @@ from superbuild.manifest import (
 )
 from superbuild.submodules import initialized
 
-Status = Literal["added", "deleted", "modified", "moved", "typechange"]
-Direction = Literal["forward", "backward", "sideways", "unknown"]
+if TYPE_CHECKING:
+    from superbuild.changecore import Direction
 
-
-class Change(NamedTuple):
-    path: str
-    status: Status
-    old_commit: str | None
-    new_commit: str | None
-    package: str | None = None
-    old_path: str | None = None
-    direction: Direction | None = None  # for modified and moved submodules
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "old_path": self.old_path,
-            "package": self.package,
-            "status": self.status,
-            "old_commit": self.old_commit,
-            "new_commit": self.new_commit,
-            "direction": self.direction,
-        }
+# The core (superbuild.changecore) keeps these; this module keeps their names.
+Change = changecore.Change
+gitlink_changes = changecore.gitlink_changes
 
 
 class ChangeSet:
@@ -80,16 +65,12 @@ class ChangeSet:
         self.links = links or {}  # head's gitlinks: path -> commit
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "base": self.base,
-            "head": self.head,
-            "manifests": self.manifests_json(),
-            "changes": [c.to_json() for c in self.changes],
-            "manifest_changes": self.manifest_changes,
-            "affected": self.affected,
-            "waves": self.waves,
-            "unmanaged": self.unmanaged,
-        }
+        analysis = changecore.Analysis(
+            self.changes, self.manifest_changes, self.reasons, self.unmanaged, self.waves
+        )
+        return changecore.report(
+            self.base, self.head, self.changes, analysis, self.manifests_json()
+        )
 
     def manifests_json(self) -> dict[str, str | None]:
         """Whose ``manifests/`` judged each side (``--manifests-from``), null: none did."""
@@ -350,14 +331,7 @@ def with_directions(repo: Path, changes: list[Change]) -> list[Change]:
 
     Only initialized submodules cost a process; the others are ``unknown`` at once.
     """
-    todo = [
-        c
-        for c in changes
-        if c.status in ("modified", "moved")
-        and c.old_commit
-        and c.new_commit
-        and c.old_commit != c.new_commit
-    ]
+    todo = changecore.pending_directions(changes)
     if not todo:
         return changes
 
@@ -380,7 +354,7 @@ def with_directions(repo: Path, changes: list[Change]) -> list[Change]:
         with ThreadPoolExecutor(max_workers=min(8, len(live))) as pool:
             for change, verdict in zip(live, pool.map(judge, live), strict=True):
                 found[change.path] = verdict
-    return [c._replace(direction=found[c.path]) if c.path in found else c for c in changes]
+    return changecore.with_directions(changes, found)
 
 
 def _load_base(repo: Path, rng: Range, head_product: Product) -> Product:
@@ -399,151 +373,38 @@ def _load_base(repo: Path, rng: Range, head_product: Product) -> Product:
     return load_product(repo, rng.base, strict=False, cache_dir=cache_dir(repo), tree_ids=ids)
 
 
-def _target_digests(product: Product, name: str) -> list[tuple[str, str]]:
-    """The digests of ``name`` as built for each target (empty without ``targets:``)."""
-    return [
-        (t, entries[name].digest)
-        for t, entries in product.target_entries.items()
-        if name in entries
-    ]
-
-
-def gitlink_changes(
-    raw: list[g.RawChange],
-    names: tuple[Mapping[str, str], Mapping[str, str]] | None = None,
-) -> list[Change]:
-    """Turn ``diff-tree`` records into submodule changes (without package names).
-
-    ``names`` maps path -> submodule name in base's and head's ``.gitmodules``; a gitlink
-    deleted at one path and added at another under the same name is a move.
-    """
-    added: dict[str, g.RawChange] = {}
-    deleted: dict[str, g.RawChange] = {}
-    changes: list[Change] = []
-    blob_added_dirs: set[str] = set()
-    blob_deleted_dirs: set[str] = set()
-    for rc in raw:
-        old_link = rc.old_mode == g.GITLINK
-        new_link = rc.new_mode == g.GITLINK
-        if not (old_link or new_link):
-            # Files appearing where a gitlink was (or the reverse): remember their parents.
-            parts = rc.path.split("/")
-            dirs = {"/".join(parts[:i]) for i in range(1, len(parts))}
-            if rc.status == "A":
-                blob_added_dirs |= dirs
-            elif rc.status == "D":
-                blob_deleted_dirs |= dirs
-            continue
-        if rc.status == "A":
-            added[rc.path] = rc
-        elif rc.status == "D":
-            deleted[rc.path] = rc
-        elif rc.status == "M":
-            changes.append(Change(rc.path, "modified", rc.old_oid, rc.new_oid))
-        elif rc.status == "T":
-            changes.append(
-                Change(
-                    rc.path,
-                    "typechange",
-                    rc.old_oid if old_link else None,
-                    rc.new_oid if new_link else None,
-                )
-            )
-    if names is not None and added and deleted:
-        old_names, new_names = names
-        by_name = {old_names[p]: p for p in deleted if p in old_names}
-        for path in list(added):
-            name = new_names.get(path)
-            old_path = by_name.get(name) if name is not None else None
-            if old_path is not None and old_path in deleted:
-                old, new = deleted.pop(old_path), added.pop(path)
-                changes.append(Change(path, "moved", old.old_oid, new.new_oid, old_path=old_path))
-    for path, rc in deleted.items():
-        # A gitlink replaced by a directory of files is a type change.
-        status: Status = "typechange" if path in blob_added_dirs else "deleted"
-        changes.append(Change(path, status, rc.old_oid, None))
-    for path, rc in added.items():
-        status = "typechange" if path in blob_deleted_dirs else "added"
-        changes.append(Change(path, status, None, rc.new_oid))
-    changes.sort(key=lambda c: c.path)
-    return changes
+def side(product: Product) -> Side:
+    """A product as :func:`superbuild.changecore.analyse` reads it: a package's digest
+    covers its digest for each target (a target's settings changed: it changed)."""
+    keys = {
+        n: (
+            e.blob,
+            changecore.target_digest(
+                e.digest,
+                [(t, es[n].digest) for t, es in product.target_entries.items() if n in es],
+            ),
+        )
+        for n, e in product.entries.items()
+    }
+    return Side(product._by_path, keys)
 
 
 def _changeset(
     repo: Path, rng: Range, raw: list[g.RawChange], product: Product, base_product: Product
 ) -> ChangeSet:
     names = None
-    adds = any(r.status == "A" and r.new_mode == g.GITLINK for r in raw)
-    dels = any(r.status == "D" and r.old_mode == g.GITLINK for r in raw)
-    if adds and dels and rng.base is not None:
+    if changecore.moves_possible(raw) and rng.base is not None:
         names = (g.submodule_names(repo, rng.base), g.submodule_names(repo, rng.head))
-    changes = []
-    reasons: dict[str, str] = {}
-    unmanaged = []
-    for change in gitlink_changes(raw, names):
-        name = None
-        if change.new_commit is not None:
-            name = product.name_at(change.path)
-        if name is None:
-            name = base_product.name_at(change.old_path or change.path)
-        if name is None:
-            unmanaged.append(change.path)
-            changes.append(change)
-            continue
-        changes.append(
-            Change(
-                change.path,
-                change.status,
-                change.old_commit,
-                change.new_commit,
-                name,
-                change.old_path,
-            )
-        )
-        if name in product.entries and change.new_commit is not None:
-            reasons.setdefault(name, _describe(change))
-    manifest_changes = []
-    # Only what changes the build counts: an entry changed when its digest (the part of
-    # the build key a manifest gives, see Package.digest) did. A manifest edit that
-    # leaves it alone (description, comments, key order, quoting) changes nothing.
-    for name, entry in product.entries.items():
-        old = base_product.entries.get(name)
-        if old is None:
-            why = "manifest added"
-        elif old.digest == entry.digest and _target_digests(base_product, name) == _target_digests(
-            product, name
-        ):
-            continue
-        elif old.blob != entry.blob:
-            why = "manifest changed"
-        else:
-            why = f"{SETTINGS_FILE} changed"
-        manifest_changes.append(name)
-        reasons.setdefault(name, why)
-    graph = product.graph
-    affected_set = graph.with_dependents(reasons)
-    waves = graph.waves(affected_set)
+    found = changecore.analyse(raw, side(product), side(base_product), product.graph, names)
     return ChangeSet(
         base=rng.base,
         head=rng.head,
-        changes=changes,
-        manifest_changes=manifest_changes,
-        affected=[n for w in waves for n in w],
-        waves=waves,
-        unmanaged=sorted(unmanaged),
+        changes=found.changes,
+        manifest_changes=found.manifest_changes,
+        affected=found.affected,
+        waves=found.waves,
+        unmanaged=found.unmanaged,
         product=product,
         base_product=base_product,
-        reasons=reasons,
+        reasons=found.reasons,
     )
-
-
-def _describe(change: Change) -> str:
-    old = g.short_oid(change.old_commit) if change.old_commit else None
-    new = g.short_oid(change.new_commit)
-    if change.status == "modified":
-        return f"gitlink {old} -> {new}"
-    if change.status == "moved":
-        return f"moved from {change.old_path}" + (f", gitlink {old} -> {new}" if old != new else "")
-    if change.status == "typechange":
-        return f"became a submodule at {new}"
-    return f"submodule added at {new}"

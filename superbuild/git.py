@@ -18,8 +18,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from superbuild import proc
+from superbuild import gitparse, proc
 from superbuild.errors import GitError
+
+# The parsers live in superbuild.gitparse (importable without processes); this module
+# keeps their names.
+RawChange = gitparse.RawChange
+decode_path = gitparse.decode_path
+parse_raw_diff = gitparse.parse_raw_diff
+tree_path = gitparse.tree_path
+unsafe_path = gitparse.unsafe_path
+git_env = gitparse.git_env
 
 GITLINK = 0o160000
 TREE = 0o040000
@@ -28,50 +37,6 @@ EMPTY_TREE = {
     40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
     64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
 }
-
-# Variables git sets for hooks or that point git at another repository.  Strip them so
-# that ``git -C <submodule>`` talks to the submodule even when run from a hook.
-_KEEP_GIT_VARS = frozenset(
-    {
-        "GIT_EXEC_PATH",
-        "GIT_SSH",
-        "GIT_SSH_COMMAND",
-        "GIT_SSL_CAINFO",
-        "GIT_SSL_NO_VERIFY",
-        "GIT_CONFIG_COUNT",
-        "GIT_CONFIG_GLOBAL",
-        "GIT_CONFIG_NOSYSTEM",
-        "GIT_CONFIG_SYSTEM",
-        "GIT_HTTP_PROXY_AUTHMETHOD",
-        "GIT_ALLOW_PROTOCOL",
-        "GIT_ASKPASS",
-        "GIT_TERMINAL_PROMPT",
-        "GIT_AUTHOR_NAME",
-        "GIT_AUTHOR_EMAIL",
-        "GIT_AUTHOR_DATE",
-        "GIT_COMMITTER_NAME",
-        "GIT_COMMITTER_EMAIL",
-        "GIT_COMMITTER_DATE",
-        "GIT_TRACE",
-    }
-)
-
-
-def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of superbuild's own git commands: ``base`` (default ``os.environ``)
-    without the variables that point git at another repository (``GIT_DIR``,
-    ``GIT_WORK_TREE``, ``GIT_INDEX_FILE``... as a hook gets them), keeping those that
-    configure it (:data:`_KEEP_GIT_VARS`, ``GIT_CONFIG_KEY_<n>``), with ``LC_ALL=C``."""
-    env = dict(os.environ if base is None else base)
-    for key in list(env):
-        if key.startswith("GIT_") and not (
-            key in _KEEP_GIT_VARS
-            or key.startswith("GIT_CONFIG_KEY_")
-            or key.startswith("GIT_CONFIG_VALUE_")
-        ):
-            del env[key]
-    env["LC_ALL"] = "C"
-    return env
 
 
 def user_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -114,40 +79,6 @@ def git(
         )
     except proc.ProcessError as exc:
         raise GitError(*exc.lines) from None
-
-
-def decode_path(raw: bytes) -> str:
-    """Git paths are bytes; keep undecodable bytes round-trippable."""
-    return raw.decode("utf-8", "surrogateescape")
-
-
-_UNSAFE_PARTS = frozenset(("", ".", ".."))
-
-
-def unsafe_path(path: str) -> bool:
-    """Whether a path recorded in a tree would leave (or reach into the git folder of) the
-    repository: absolute, or with an empty, ``.``, ``..`` or ``.git`` component."""
-    if not path or path[0] == "/":
-        return True
-    if "/" not in path and "." not in path:
-        return False  # the common case: a plain name
-    return any(part in _UNSAFE_PARTS or part.lower() == ".git" for part in path.split("/"))
-
-
-def tree_path(raw: bytes) -> str:
-    """A path from a git tree (ls-tree, diff-tree, log --raw), refused when it is unsafe.
-
-    Commits are untrusted input: a crafted tree can record ``repos/../../victim``, which
-    git itself would never check out, but which would lead superbuild outside the
-    superproject.
-    """
-    path = decode_path(raw)
-    if unsafe_path(path):
-        raise GitError(
-            f"a commit records the path {path!r}, which leaves the repository "
-            "(absolute, or an empty, '.', '..' or '.git' component): refused"
-        )
-    return path
 
 
 def is_oid(text: str) -> bool:
@@ -244,64 +175,6 @@ def merge_base(repo: Path, a: str, b: str) -> str:
 # --------------------------------------------------------------------------- trees
 
 
-class RawChange(NamedTuple):
-    """One record of ``git diff-tree -r -z --raw``."""
-
-    old_mode: int
-    new_mode: int
-    old_oid: str
-    new_oid: str
-    status: str  # A D M T (R C U X with a score when rename detection is on)
-    path: str
-    old_path: str | None = None  # set for R and C records
-
-
-def parse_raw_diff(data: bytes) -> list[RawChange]:
-    """Parse NUL-separated ``--raw`` output (``diff-tree -r -z`` with two trees).
-
-    Each record is ``:<old mode> <new mode> <old oid> <new oid> <status>\\0<path>\\0``;
-    rename and copy records carry a second path.
-    """
-    fields = data.split(b"\0")
-    changes: list[RawChange] = []
-    i = 0
-    n = len(fields)
-    while i < n:
-        head = fields[i]
-        if not head:
-            i += 1
-            continue
-        if not head.startswith(b":"):
-            raise GitError(f"unexpected diff-tree output: {head[:80]!r}")
-        parts = head[1:].split(b" ")
-        if len(parts) != 5 or i + 1 >= n:
-            raise GitError(f"unexpected diff-tree record: {head[:80]!r}")
-        old_mode, new_mode, old_oid, new_oid, status = parts
-        letter = status[:1].decode()
-        if letter in ("R", "C"):
-            if i + 2 >= n:
-                raise GitError(f"truncated diff-tree record: {head[:80]!r}")
-            old_path: str | None = tree_path(fields[i + 1])
-            path = tree_path(fields[i + 2])
-            i += 3
-        else:
-            old_path = None
-            path = tree_path(fields[i + 1])
-            i += 2
-        changes.append(
-            RawChange(
-                int(old_mode, 8),
-                int(new_mode, 8),
-                old_oid.decode(),
-                new_oid.decode(),
-                letter,
-                path,
-                old_path,
-            )
-        )
-    return changes
-
-
 def empty_tree(commit: str) -> str:
     return EMPTY_TREE[len(commit)]
 
@@ -354,13 +227,7 @@ def gitlinks(repo: Path, commit: str) -> dict[str, str]:
 
     On the hot path of ``changed``: records that are not gitlinks are skipped unparsed.
     """
-    out = git(repo, "ls-tree", "-r", "-z", "--full-tree", commit).stdout
-    links: dict[str, str] = {}
-    for record in out.split(b"\0"):
-        if record.startswith(b"160000 commit "):
-            meta, _, raw_path = record.partition(b"\t")
-            links[tree_path(raw_path)] = meta[14:].decode()
-    return links
+    return gitparse.parse_gitlinks(git(repo, "ls-tree", "-r", "-z", "--full-tree", commit).stdout)
 
 
 def read_blobs(repo: Path, oids: Iterable[str]) -> dict[str, bytes]:

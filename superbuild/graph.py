@@ -9,11 +9,13 @@ validation, critical paths and exports.  ``tests/test_graph.py`` checks that bot
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # typing is not imported: graph queries are on changed's lean path
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Mapping
+
     import networkx as nx
 
 

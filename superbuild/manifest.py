@@ -13,14 +13,14 @@ file that does not parse is ignored and rewritten.
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from superbuild import __version__
+from superbuild import changecore
 from superbuild import git as g
+from superbuild.changecore import cache_name, read_cache
 from superbuild.errors import ManifestError
 from superbuild.submodules import superproject_of
 
@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     from superbuild.graph import DependencyGraph
     from superbuild.package import Package, Settings
 
-MANIFESTS_DIR = "manifests"
-SETTINGS_FILE = "superbuild.yaml"
-CACHE_FORMAT = 6
+# Defined with the change detection core (the lean `changed` path reads them there).
+MANIFESTS_DIR = changecore.MANIFESTS_DIR
+SETTINGS_FILE = changecore.SETTINGS_FILE
+CACHE_FORMAT = changecore.CACHE_FORMAT
 
 
 class Entry(NamedTuple):
@@ -253,10 +254,7 @@ def load_product(
         empty = Product(commit, {})
         empty.manifests = None
         return empty
-    key = (
-        f"manifests-{CACHE_FORMAT}-{__version__}-{sys.implementation.cache_tag}-"
-        f"{tree}-{settings_blob or 'none'}.marshal"
-    )
+    key = cache_name(tree, settings_blob)
     cached = _read_cache(cache_dir / key) if cache_dir is not None else None
     if cached is not None:
         product = Product(commit, cached[0], cached[1], cached[2])
@@ -297,24 +295,16 @@ def _no_manifests(repo: Path, commit: str, hint: str = "") -> str:
 def _read_cache(
     path: Path,
 ) -> tuple[dict[str, Entry], dict[str, Any], dict[str, dict[str, Entry]]] | None:
-    """Read a cache file: a CRC-32 of the payload, then the payload in ``marshal`` format.
+    """Read a cache file (:func:`superbuild.changecore.read_cache`): its entries, settings
+    and entries per target.
 
-    marshal (not JSON) because it loads 1,000 entries several times faster; the CRC is
-    checked before anything is unmarshalled, so a damaged file is ignored, never trusted.
-    The file name carries the interpreter's cache tag: marshal is version-specific.
+    The CRC vouches for the bytes and CACHE_FORMAT for the layout; the field names catch
+    a file of another layout that kept the same name.
     """
-    import marshal
-    import zlib
-
+    data = read_cache(str(path))
     try:
-        raw = path.read_bytes()
-        if len(raw) < 4 or zlib.crc32(raw[4:]) != int.from_bytes(raw[:4], "big"):
+        if data is None or data["fields"] != Entry._fields:
             return None
-        data = marshal.loads(raw[4:])
-        # The CRC vouches for the bytes and CACHE_FORMAT for the layout; the field names
-        # catch a file of another layout that kept the same name.
-        if data["fields"] != Entry._fields or data.get("key") != path.name:
-            return None  # another layout, or another key's file copied over this one
         entries = {values[0]: Entry._make(values) for values in data["packages"]}
         targets = {
             t: {values[0]: Entry._make(values) for values in rows}
@@ -324,8 +314,8 @@ def _read_cache(
         if not isinstance(settings, dict):
             return None
         return entries, settings, targets
-    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError):
-        return None  # absent or corrupt: parse again
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # another layout: parse again
 
 
 def _write_cache(path: Path, product: Product) -> None:

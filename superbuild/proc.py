@@ -627,6 +627,7 @@ def _captured(
     exited_at: float | None = None
     out: bytes | None = b""
     err: bytes | None = b""
+    feeder = _feed(child, input)
     try:
         while True:
             now = time.monotonic()
@@ -636,10 +637,9 @@ def _captured(
             if deadline is not None and exited_at is None:
                 step = min(step, max(0.0, deadline - now))
             try:
-                out, err = child.communicate(input, step)
+                out, err = child.communicate(None, step)
                 break
             except subprocess.TimeoutExpired as exc:
-                input = None  # sent (or being sent): a second communicate() must not resend it
                 out, err = exc.output, exc.stderr
                 now = time.monotonic()
                 if exited_at is not None and now >= exited_at + _DRAIN_S:
@@ -653,7 +653,36 @@ def _captured(
         raise
     finally:
         _close_pipes(child)
+        if feeder is not None:
+            feeder.join(_DRAIN_S)  # the child is gone: the write ends (EPIPE at worst)
     return _completed(child, cmd, out=out or b"", err=err or b"", timed_out=timed_out, start=start)
+
+
+def _feed(child: subprocess.Popen[bytes], data: bytes | None) -> threading.Thread | None:
+    """Write ``data`` to the child's stdin from a thread, then close it.
+
+    Not through ``communicate(input, timeout)``: after a first timeout, CPython neither
+    accepts the input again (ValueError) nor goes on writing the rest of it, so a child
+    slower than one wait step to read its input (``cat-file --batch`` of 10,000 blobs)
+    would wait for it forever.
+    """
+    stdin = child.stdin
+    if data is None or stdin is None:
+        return None
+    child.stdin = None  # communicate() reads the outputs only
+
+    def write() -> None:
+        try:
+            stdin.write(data)
+        except OSError:
+            pass  # the child exited (or was stopped) without reading it all
+        finally:
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+    thread = threading.Thread(target=write, name="superbuild-stdin", daemon=True)
+    thread.start()
+    return thread
 
 
 def _logged(

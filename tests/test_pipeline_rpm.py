@@ -17,7 +17,15 @@ import pytest
 from superbuild import outrepo
 from superbuild.pipelines.api import BuildContext, PackageBuild, PipelineFailed, SourceUnavailable
 from superbuild.pipelines.rpm.options import RpmOptions
-from superbuild.pipelines.rpm.spec import SpecError, read_spec, with_provenance, with_version
+from superbuild.pipelines.rpm.spec import (
+    SpecError,
+    has_version,
+    read_spec,
+    release_suffix,
+    stamped_facts,
+    with_provenance,
+    with_version,
+)
 from superbuild.pipelines.task import run_package
 from tests.rpmtools import (
     commit_files,
@@ -382,6 +390,73 @@ def test_a_package_line_inside_a_multiline_macro_is_not_a_section() -> None:
         "%global desc %{expand:\nSome text.\n%package is mentioned here.\n}\nRelease: 7%{?dist}"
     )
     assert release_of(with_provenance(spec, C, 12)) == f"7{SUFFIX}.fc42"
+
+
+@pytest.mark.parametrize(
+    ("preamble", "known"),
+    [
+        ("Release: 2%{?dist}", True),
+        ("Release:  7 ", True),
+        ("Release: 1.rc1%{?dist}", True),
+        ("Release: 1%{?dist}.1", False),  # dist in the middle: stamping moves it
+        ("Release: %{rel}%{?dist}", False),
+        ("Release: 3%dist", False),
+        ("%if 0%{?rhel}\nRelease: 3%{?dist}\n%else\nRelease: 4%{?dist}\n%endif", False),
+        ("Release: %autorelease", False),
+    ],
+)
+@pytest.mark.parametrize("dist", [".fc42", ""])
+def test_stamped_facts_without_a_parse_are_rpms_own(preamble: str, known: bool, dist: str) -> None:
+    # The source stage skips the parse of the stamped spec only when it knows the answer.
+    spec = "%global rel 5\n" + spec_with(preamble)
+    macros = [("dist", dist)]
+    facts = read_spec(spec, macros)
+    for rebuild in (0, 2):
+        found = stamped_facts(spec, facts, release_suffix(C, 12, rebuild))
+        assert (found is not None) == known
+        if found is not None:
+            assert found == read_spec(with_provenance(spec, C, 12, macros, rebuild), macros)
+
+
+@pytest.mark.parametrize(
+    ("version_line", "same"),
+    [
+        ("Version: 1.0", True),
+        ("version:\t1.0  ", True),
+        ("Version: 1.1", False),
+        ("Version: %{v}", False),
+        ("%if 0%{?rhel}\nVersion: 1.0\n%else\nVersion: 1.0\n%endif", False),
+    ],
+)
+def test_has_version_only_when_with_version_changes_nothing(version_line: str, same: bool) -> None:
+    spec = "%global v 1.0\n" + spec_with("Release: 1").replace("Version: 1.0", version_line)
+    assert has_version(spec, "1.0") == same
+    if same:
+        assert with_version(spec, "1.0") == spec
+
+
+@pytest.mark.parametrize(
+    "preamble",
+    [
+        "Release: 1",
+        "Release:        2%{?dist}",
+        "release:\t3 ",
+        "RELEASE :  4.rc1%{?dist}\t",
+    ],
+)
+@pytest.mark.parametrize("extra", ["", "%package devel\nSummary: d\n%description devel\nd\n"])
+@pytest.mark.parametrize("rebuild", [0, 3])
+def test_plain_provenance_is_specfiles_edit(
+    preamble: str, extra: str, rebuild: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The source stage edits a plain Release line without a parse: the same bytes.
+    from superbuild.pipelines.rpm import spec as spec_module
+
+    text = spec_with(preamble, extra)
+    quick = with_provenance(text, C, 12, rebuild=rebuild)
+    monkeypatch.setattr(spec_module, "_plain_provenance", lambda *_: None)
+    assert quick == with_provenance(text, C, 12, rebuild=rebuild)
+    assert "\nVCS:" in quick
 
 
 def test_provenance_and_version_need_their_tags() -> None:

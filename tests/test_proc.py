@@ -60,6 +60,14 @@ def test_captured_run_with_timeout() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfd on this platform")
+def test_input_to_a_child_slower_than_one_wait_step() -> None:
+    # cat-file --batch over 10,000 manifests reads its input for longer than the capture
+    # loop's step: the input is fed once, the rest of the output still collected.
+    data = b"".join(b"line %d\n" % i for i in range(100_000))
+    done = proc.run(["sh", "-c", "sleep 0.3; cat"], input=data)
+    assert done.stdout == data
+
+
 def test_timed_wait_wakes_at_exit_and_leaks_no_descriptor(tmp_path: Path) -> None:
     fds = sum(1 for _ in Path("/proc/self/fd").iterdir())
     session = proc.Session()

@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.why:
         print(changeset.why(args.why))
     elif args.format == "json":
-        print_json(changeset.to_json())
+        from superbuild.changecore import dumps  # the lean path prints with it too
+
+        sys.stdout.write(dumps(changeset.to_json()))
     elif args.format == "lines":
         _lines(changeset.affected)
     elif args.format == "github":

@@ -96,6 +96,8 @@ from superbuild.pipelines.rpm.spec import (
     SpecFacts,
     SpecInputs,
     read_spec,
+    release_suffix,
+    stamped_facts,
     with_provenance,
 )
 from superbuild.pipelines.source import inputs_for
@@ -332,7 +334,9 @@ def _stamp(ctx: BuildContext, st: Stage, source: Source) -> tuple[str, int, Spec
     macros = options_of(ctx.options).macros
     try:
         text = with_provenance(source.spec_text, source.commit, count, macros, ctx.rebuild)
-        return text, count, read_spec(text, macros)
+        suffix = release_suffix(source.commit, count, ctx.rebuild)
+        known = stamped_facts(source.spec_text, source.facts, suffix)
+        return text, count, known or read_spec(text, macros)
     except SpecError as exc:
         st.fail(f"cannot give {source.spec_name} its provenance: {exc}")
 

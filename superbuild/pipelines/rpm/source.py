@@ -15,6 +15,7 @@ from superbuild.pipelines.rpm.options import options_of
 from superbuild.pipelines.rpm.spec import (
     SpecError,
     SpecFacts,
+    has_version,
     prep_applies,
     read_spec,
     with_patches,
@@ -90,7 +91,7 @@ def read_source(ctx: BuildContext, st: Stage, top: Path, *, dry: bool = False) -
     text = g.read_blobs(repo, [entry.oid])[entry.oid].decode("utf-8", "surrogateescape")
     macros = options_of(ctx.options).macros
     try:
-        if pkg.version:
+        if pkg.version and not has_version(text, pkg.version):
             text = with_version(text, pkg.version, macros)
         elif pkg.version_describe:
             text = with_version(text, _described_version(ctx, st, commit), macros)

@@ -26,6 +26,7 @@ spec's bytes are never re-formatted beyond the tags that change.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import tempfile
@@ -43,6 +44,9 @@ RPM_LOCK = threading.Lock()
 
 _DIST_RE = re.compile(r"%\{\?dist\}|%\{dist\}|%dist\b|%\{\?dist:[^}]*\}")
 _AUTORELEASE_RE = re.compile(r"%\{?autorelease\b")
+#: rpm's flags of a ``spec.sources`` entry (rpmbuild.h: RPMBUILD_ISSOURCE, RPMBUILD_ISPATCH).
+_RPMBUILD_ISSOURCE = 1 << 0
+_RPMBUILD_ISPATCH = 1 << 1
 
 
 class SpecError(ValueError):
@@ -174,29 +178,20 @@ def read_spec(text: str, macros: Sequence[tuple[str, str]] = ()) -> SpecFacts:
 
 
 def _facts(spec: Any) -> SpecFacts:
-    sources: list[SpecSource] = []
-    with spec.sources() as found:
-        for source in found:
-            if getattr(source, "valid", True):
-                sources.append(
-                    SpecSource(
-                        "Source",
-                        int(source.number),
-                        source.expanded_filename,
-                        spec.expand(source.location),
-                    )
-                )
-    with spec.patches() as found:
-        for patch in found:
-            if getattr(patch, "valid", True):
-                sources.append(
-                    SpecSource(
-                        "Patch",
-                        int(patch.number),
-                        patch.expanded_filename,
-                        spec.expand(patch.location),
-                    )
-                )
+    # rpm's own list of the sources it kept (expanded, under the true %if branches):
+    # specfile's per-tag expansion re-parses the whole spec twice per source.
+    sources = [
+        SpecSource(
+            "Patch" if flags & _RPMBUILD_ISPATCH else "Source",
+            int(number),
+            _file_name(location),
+            location,
+        )
+        for location, number, flags in (
+            (_text(raw), number, flags) for raw, number, flags in spec.rpm_spec.sources
+        )
+        if flags & (_RPMBUILD_ISSOURCE | _RPMBUILD_ISPATCH)
+    ]
     header = spec.rpm_spec.sourceHeader  # rpm's own answer, dist tag included
     name, version, release = (_text(header[tag]) for tag in ("name", "version", "release"))
     archive_dir, creates_dir = _prep_folder(_text(spec.rpm_spec.prep or ""), f"{name}-{version}")
@@ -210,7 +205,8 @@ def _facts(spec: Any) -> SpecFacts:
         sources=tuple(sorted(sources, key=lambda s: (s.kind, s.number))),
         archive_dir=archive_dir,
         creates_dir=creates_dir,
-        autorelease=bool(_AUTORELEASE_RE.search(raw)) or bool(spec.has_autorelease),
+        autorelease=bool(_AUTORELEASE_RE.search(raw))
+        or ("autorelease" in raw and bool(spec.has_autorelease)),
     )
 
 
@@ -239,8 +235,24 @@ def _prep_folder(prep: str, default: str) -> tuple[str, bool]:
     return default, False
 
 
+def _file_name(location: str) -> str:
+    """The file rpmbuild looks for in SOURCES: after the last ``/`` (``#/`` renames)."""
+    slash = location.rfind("/")
+    return location if slash < 0 else location[slash + 1 :].rsplit("=", maxsplit=1)[-1]
+
+
 def _text(value: Any) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+_VERSION_LINE_RE = re.compile(r"^[ \t]*version[ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)
+
+
+def has_version(text: str, version: str) -> bool:
+    """Whether :func:`with_version` would leave ``text`` as it is: its one ``Version:``
+    line already says ``version`` (the source stage then skips that parse)."""
+    lines = _VERSION_LINE_RE.findall(text)
+    return len(lines) == 1 and lines[0].strip() == version
 
 
 def with_version(text: str, version: str, macros: Sequence[tuple[str, str]] = ()) -> str:
@@ -322,6 +334,29 @@ def stamped_release(value: str, suffix: str) -> str:
     return rest + suffix + dist.group(0) + trailing
 
 
+_RELEASE_LINE_RE = re.compile(r"^[ \t]*release[ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)
+_PLAIN_RELEASE_RE = re.compile(r"^([0-9A-Za-z._+~^]+)(%\{\?dist\})?$")
+
+
+def stamped_facts(text: str, facts: SpecFacts, suffix: str) -> SpecFacts | None:
+    """What rpm reads from ``text`` stamped with ``suffix``, known without parsing it
+    again when it is certain: ``text`` has one ``Release:`` line (no ``%if`` branches,
+    no subpackage's own), a literal value with at most ``%{?dist}`` after it, no
+    ``%autorelease``.  Then rpm's Release of ``facts`` is that literal plus the dist
+    tag's expansion, and the stamped one puts ``suffix`` between them (the other facts
+    do not change).  None: ask rpm (:func:`read_spec`)."""
+    lines = _RELEASE_LINE_RE.findall(text)
+    if len(lines) != 1 or "autorelease" in text:
+        return None
+    plain = _PLAIN_RELEASE_RE.match(lines[0].strip())
+    if plain is None or not facts.release.startswith(plain.group(1)):
+        return None
+    dist = facts.release[len(plain.group(1)) :]
+    if dist and plain.group(2) is None:
+        return None
+    return dataclasses.replace(facts, release=plain.group(1) + suffix + dist)
+
+
 def with_provenance(
     text: str,
     commit: str,
@@ -331,6 +366,9 @@ def with_provenance(
 ) -> str:
     """``text`` whose every Release names ``commit`` (see the module doc), with ``VCS:``."""
     suffix = release_suffix(commit, count, rebuild)
+    edited = _plain_provenance(text, commit, suffix)
+    if edited is not None:
+        return edited
     head = prelude(text, suffix)  # kept: the SRPM's spec rebuilds the same Release anywhere
     with parsed(head + text, macros) as spec:
         found_release = False
@@ -357,6 +395,32 @@ def with_provenance(
         if not found_release:
             raise SpecError("the spec has no Release: tag")
         return str(spec)
+
+
+_PLAIN_RELEASE_LINE_RE = re.compile(
+    r"^(release)([ \t]*:[ \t]*)([0-9A-Za-z._+~^]+(?:%\{\?dist\})?)([ \t]*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_VCS_LINE_RE = re.compile(r"^[ \t]*vcs[ \t]*:", re.IGNORECASE | re.MULTILINE)
+
+
+def _plain_provenance(text: str, commit: str, suffix: str) -> str | None:
+    """:func:`with_provenance`'s edit without a parse, for the plain spec whose result is
+    certain: one ``Release:`` line (at the line start, a literal value, at most
+    ``%{?dist}`` after it), no ``VCS:`` line, no ``%autorelease``/``%autochangelog``.
+    The same bytes as specfile's edit (``tests/test_pipeline_rpm.py`` compares them);
+    None: parse."""
+    if "autorelease" in text or "autochangelog" in text or "\r" in text:
+        return None
+    if len(_RELEASE_LINE_RE.findall(text)) != 1 or _VCS_LINE_RE.search(text):
+        return None
+    found = _PLAIN_RELEASE_LINE_RE.search(text)
+    if found is None:
+        return None
+    name, separator, value, trailing = found.groups()
+    vcs = "VCS:" + " " * max(1, len(name) + len(separator) - len("VCS:")) + commit
+    line = f"{name}{separator}{stamped_release(value, suffix)}{trailing}\n{vcs}"
+    return text[: found.start()] + line + text[found.end() :]
 
 
 def _insert_vcs(tags: Any, after: int, commit: str) -> None:

@@ -1,0 +1,292 @@
+"""The lean path of ``superbuild changed --format json``: the question CI asks on every push.
+
+``superbuild [-C DIR] changed --format json [--base REV] [--head REV] [--exit-code]``
+is answered here, before :mod:`superbuild.cli` (argparse), :mod:`pathlib`,
+:mod:`subprocess` and the manifests' parser are imported: git runs through
+:func:`os.posix_spawnp` (stdin from /dev/null or a pipe closed after writing, its own
+process group, the environment of :func:`superbuild.git.git_env`), the packages come
+from the manifests cache the general path writes (``<git dir>/superbuild/``), and the
+result is computed and printed by :mod:`superbuild.changecore`, the code the general
+path runs: one code path for the answer, the same JSON.
+
+Anything this path does not handle gives up (returns None) before printing, and the
+general path answers: another option or format, ``--base green``, a work tree that is
+not the superproject's top (or whose ``.git`` is a file), a root commit, a manifests
+cache not written yet (the first run writes it), gitlinks both added and deleted
+(moves read ``.gitmodules``), a changed submodule that is initialized (its direction
+asks git), a manifest path that is not a gitlink (the error is the general path's),
+any git failure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from superbuild import changecore
+
+
+class _GiveUp(Exception):
+    """This path does not answer: the general one does."""
+
+
+def parse(argv: list[str]) -> dict[str, str | bool] | None:
+    """The options of a command line this path answers, or None."""
+    found: dict[str, str | bool] = {"repo": ".", "base": "", "head": "HEAD", "exit_code": False}
+    words = iter(argv)
+    verb = fmt = False
+    for word in words:
+        if word == "changed" and not verb:
+            verb = True
+            continue
+        key, eq, value = word.partition("=")
+        if key in ("-C", "--format", "--base", "--head") and not eq:
+            value = next(words, "")
+            if not value:
+                return None
+        elif key == "-C" or key not in ("--format", "--base", "--head", "--exit-code"):
+            return None
+        if key == "--exit-code":
+            if eq:
+                return None
+            found["exit_code"] = True
+        elif key == "--format":
+            if value != "json" or fmt:
+                return None
+            fmt = True
+        elif key == "-C":
+            if found["repo"] != ".":
+                return None
+            found["repo"] = value
+        else:
+            name = key[2:]
+            if name == "base" and found["base"]:
+                return None
+            found[name] = value
+    if not (verb and fmt):
+        return None
+    for rev in (found["base"], found["head"]):
+        assert isinstance(rev, str)
+        if rev.startswith("-") or "\n" in rev or rev == "green":
+            return None
+    return found
+
+
+class _Git:
+    def __init__(self, repo: str) -> None:
+        self.repo = repo
+        from superbuild.gitparse import git_env
+
+        self.env = git_env()
+
+    def start(self, *args: str, data: bytes | None = None) -> tuple[int, int]:
+        """Spawn ``git -C repo args``: (pid, read end of its stdout)."""
+        out_r, out_w = os.pipe()
+        actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+            (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+        ]
+        in_r = in_w = -1
+        if data is None:
+            actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
+        else:
+            in_r, in_w = os.pipe()
+            actions += [(os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_CLOSE, in_w)]
+        actions.append((os.POSIX_SPAWN_CLOSE, out_r))
+        try:
+            pid = os.posix_spawnp(
+                "git",
+                ["git", "-C", self.repo, *args],
+                self.env,
+                file_actions=actions,
+                setpgroup=0,
+            )
+        finally:
+            os.close(out_w)
+            if in_r >= 0:
+                os.close(in_r)
+        if data is not None:
+            try:
+                os.write(in_w, data)  # a few hundred bytes: within the pipe's buffer
+            finally:
+                os.close(in_w)
+        return pid, out_r
+
+    @staticmethod
+    def finish(pid: int, fd: int) -> bytes:
+        chunks = []
+        try:
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise _GiveUp
+        return b"".join(chunks)
+
+    def run(self, *args: str, data: bytes | None = None) -> bytes:
+        return self.finish(*self.start(*args, data=data))
+
+    def resolve(self, specs: list[str]) -> list[tuple[str, str] | None]:
+        out = self.run(
+            "cat-file",
+            "--batch-check=%(objectname) %(objecttype)",
+            data="".join(f"{s}\n" for s in specs).encode(),
+        ).decode("utf-8", "replace")
+        found: list[tuple[str, str] | None] = []
+        lines = out.splitlines()
+        if len(lines) != len(specs):
+            raise _GiveUp
+        for spec, line in zip(specs, lines, strict=True):
+            if line in (f"{spec} missing", f"{spec} ambiguous"):
+                found.append(None)
+                continue
+            oid, _, kind = line.partition(" ")
+            found.append((oid, kind))
+        return found
+
+
+def _ids(found: list[tuple[str, str] | None], i: int) -> tuple[str | None, str | None]:
+    tree, settings = found[i], found[i + 1]
+    return (
+        tree[0] if tree and tree[1] == "tree" else None,
+        settings[0] if settings and settings[1] == "blob" else None,
+    )
+
+
+def _side(
+    cache: str, ids: tuple[str | None, str | None]
+) -> tuple[changecore.Side, dict[str, tuple[str, ...]]]:
+    """A commit's packages from the manifests cache: (side, requires by name)."""
+    tree, settings = ids
+    if tree is None:
+        raise _GiveUp
+    data = changecore.read_cache(f"{cache}/{changecore.cache_name(tree, settings)}")
+    if data is None:
+        raise _GiveUp
+    try:
+        fields = list(data["fields"])
+        name, path, requires, blob, digest = (
+            fields.index(f) for f in ("name", "path", "requires", "blob", "digest")
+        )
+        rows = sorted(data["packages"])
+        by_path = {r[path]: r[name] for r in rows}
+        per_target: dict[str, list[tuple[str, str]]] = {r[name]: [] for r in rows}
+        for target, target_rows in data["targets"].items():
+            for r in target_rows:
+                per_target[r[name]].append((target, r[digest]))
+        keys = {
+            r[name]: (r[blob], changecore.target_digest(r[digest], per_target[r[name]]))
+            for r in rows
+        }
+        needs = {r[name]: tuple(r[requires]) for r in rows}
+    except (KeyError, ValueError, TypeError, IndexError):
+        raise _GiveUp from None
+    return changecore.Side(by_path, keys), needs
+
+
+def answer(options: dict[str, str | bool]) -> tuple[dict[str, object], bool]:
+    """(the JSON report, whether a package is affected); :class:`_GiveUp` if not here."""
+    from superbuild.gitparse import parse_gitlinks, parse_raw_diff
+    from superbuild.graph import DependencyGraph
+
+    repo, base, head = str(options["repo"]), str(options["base"]), str(options["head"])
+    git_dir = os.path.join(repo, ".git")
+    if not os.path.isdir(git_dir) or not os.path.isdir(
+        os.path.join(repo, changecore.MANIFESTS_DIR)
+    ):
+        raise _GiveUp
+    git = _Git(repo)
+    m, s = changecore.MANIFESTS_DIR, changecore.SETTINGS_FILE
+    specs = [f"{head}^{{commit}}", f"{head}^{{commit}}:{m}", f"{head}^{{commit}}:{s}"]
+    specs += [
+        f"{head}^{{commit}}^1^{{commit}}",
+        f"{head}^{{commit}}^1:{m}",
+        f"{head}^{{commit}}^1:{s}",
+    ]
+    if base:
+        specs += [f"{base}^{{commit}}", f"{base}^{{commit}}:{m}", f"{base}^{{commit}}:{s}"]
+    found = git.resolve(specs)
+    if found[0] is None:
+        raise _GiveUp
+    head_oid = found[0][0]
+    head_ids = _ids(found, 1)
+    if base:
+        if found[6] is None:
+            raise _GiveUp
+        base_oid = git.run("merge-base", found[6][0], head_oid).decode().split()[0]
+        if base_oid == found[6][0]:  # --base is an ancestor of --head: its ids are known
+            base_ids = _ids(found, 7)
+        else:
+            base_ids = _ids(git.resolve([f"{base_oid}:{m}", f"{base_oid}:{s}"]), 0)
+    else:
+        if found[3] is None:
+            raise _GiveUp  # a root commit: the general path
+        base_oid, base_ids = found[3][0], _ids(found, 4)
+    # The gitlinks (to validate manifest paths) and the diff side by side.
+    links = git.start("ls-tree", "-r", "-z", "--full-tree", head_oid)
+    diff = git.start(
+        "diff-tree",
+        "-r",
+        "-z",
+        "--raw",
+        "--no-renames",
+        "--no-ext-diff",
+        "--ignore-submodules=none",
+        base_oid,
+        head_oid,
+    )
+    raw_diff = git.finish(*diff)
+    raw_links = git.finish(*links)
+    cache = os.path.join(git_dir, "superbuild")
+    head_side, requires = _side(cache, head_ids)
+    base_side = head_side if base_ids == head_ids else _side(cache, base_ids)[0]
+    gitlinks = parse_gitlinks(raw_links)
+    if any(p not in gitlinks for p in head_side.by_path):
+        raise _GiveUp  # the general path names the manifest
+    raw = parse_raw_diff(raw_diff)
+    if changecore.moves_possible(raw):
+        raise _GiveUp
+    analysis = changecore.analyse(raw, head_side, base_side, DependencyGraph(requires))
+    todo = changecore.pending_directions(analysis.changes)
+    for change in todo:
+        for path in (change.path, change.old_path):
+            if path and _initialized(os.path.join(repo, path)):
+                raise _GiveUp  # its direction is judged in its history
+    changes = changecore.with_directions(analysis.changes, {c.path: "unknown" for c in todo})
+    report = changecore.report(
+        base_oid, head_oid, changes, analysis, {"head": head_oid, "base": base_oid}
+    )
+    return report, bool(analysis.waves)
+
+
+def _initialized(work_tree: str) -> bool:
+    """As :func:`superbuild.submodules.initialized`."""
+    if os.path.exists(os.path.join(work_tree, ".git")):
+        return True
+    return os.path.isfile(os.path.join(work_tree, "HEAD")) and os.path.isdir(
+        os.path.join(work_tree, "objects")
+    )
+
+
+def main(argv: list[str]) -> int | None:
+    """Answer ``argv`` here (the exit code), or None for the general path."""
+    if os.environ.get("SUPERBUILD_NO_FAST_PATH"):
+        return None
+    options = parse(argv)
+    if options is None:
+        return None
+    try:
+        report, affected = answer(options)
+    except KeyboardInterrupt:
+        from superbuild.errors import EXIT_INTERRUPTED
+
+        print("superbuild: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:
+        # Anything unexpected here (an unsafe path in a commit, a damaged cache): the
+        # general path gives the answer or its one-line error.
+        return None
+    sys.stdout.write(changecore.dumps(report))
+    return 1 if options["exit_code"] and affected else 0
