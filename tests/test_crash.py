@@ -256,6 +256,9 @@ class Trials:
         kill(child)
         if hit is False:
             self.failures.append(f"{what}: the build ended before that moment")
+        # What the kill left, once the watchdog has stopped the run's processes (a
+        # createrepo_c it is stopping may still be removing its .repodata/).
+        self.failures += [f"{what}: {pid} outlived the kill" for pid in wait_for_no_survivors(mark)]
         self.after_kill += [f"{what}: {p}" for p in repo_problems(output)]
         for args in (("--retry-failed",), ("--since-last-success",), ()):
             done = build(sp, mark, *args)

@@ -255,6 +255,15 @@ def connect(path: Path, *, read_only: bool = False) -> Iterator[sqlite3.Connecti
             yield db
         except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise damaged(path, exc) from None
+        except IndexError as exc:
+            if str(exc) != _NO_COLUMN:
+                raise
+            # sqlite3.Row has no such column: a table whose schema was damaged.
+            raise damaged(path, sqlite3.DatabaseError("a table lacks a column")) from None
+
+
+#: What :class:`sqlite3.Row` raises for a column the row does not have.
+_NO_COLUMN = "No item with that key"
 
 
 @contextlib.contextmanager
