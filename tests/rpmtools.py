@@ -191,3 +191,21 @@ def build_plain_rpm(top: Path, name: str = "plain", version: str = "1.0") -> lis
         stdin=subprocess.DEVNULL,
     )
     return sorted(top.glob("RPMS/*/*.rpm")) + sorted(top.glob("SRPMS/*.rpm"))
+
+
+def dnf(root: Path, repos: Mapping[str, Path], *args: str) -> subprocess.CompletedProcess[str]:
+    """Debian's dnf with only ``repos`` (name -> folder), in an installroot of its own
+    (its cache next to it), no GPG check: the real client of the repositories we make."""
+    return subprocess.run(
+        [
+            *("dnf", "-y", "-q", f"--installroot={root}", "--releasever=1", "--nogpgcheck"),
+            *("--setopt=reposdir=/dev/null", f"--setopt=cachedir={root.parent / 'dnf-cache'}"),
+            *(f"--repofrompath={name},{path.as_uri()}" for name, path in repos.items()),
+            *(f"--repo={name}" for name in repos),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )

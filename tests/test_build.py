@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from superbuild.testing.sample import SampleSuperproject, make_sample_superproject, run_git
+from tests import rpmtools
 from tests.helpers import alive, descendants
 
 pytestmark = pytest.mark.rpm
@@ -439,18 +440,7 @@ def test_interrupt_kills_builds_and_exits_130(
 
 def dnf(root: Path, output: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Debian's dnf on the output repository, in an installroot of its own."""
-    return subprocess.run(
-        [
-            *("dnf", "-y", "-q", f"--installroot={root}", "--releasever=1", "--nogpgcheck"),
-            *("--setopt=reposdir=/dev/null", f"--setopt=cachedir={root.parent / 'dnf-cache'}"),
-            *(f"--repofrompath=superbuild,{(output / 'rpms').as_uri()}", "--repo=superbuild"),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    return rpmtools.dnf(root, {"superbuild": output / "rpms"}, *args)
 
 
 def installed(root: Path) -> dict[str, str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from superbuild.testing.sample import SampleSuperproject, make_sample_superproject, run_git
+from tests import rpmtools
 from tests.test_build import edit_package, installed, write_manifests
 from tests.test_pipeline_rpm import gpg_home  # noqa: F401 - a fixture
 
@@ -57,23 +58,12 @@ def releases_dir(sample: SampleSuperproject) -> Path:
 
 def dnf(root: Path, release: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Debian's dnf with the binary repositories of ``release`` (nothing else)."""
-    repos = [
-        f"--repofrompath=r{i},{(release / r['path']).as_uri()}"
+    repos = {
+        f"r{i}": release / r["path"]
         for i, r in enumerate(json.loads((release / "release.json").read_text())["repositories"])
         if r["kind"] == "binary"
-    ]
-    return subprocess.run(
-        [
-            *("dnf", "-y", "-q", f"--installroot={root}", "--releasever=1", "--nogpgcheck"),
-            *("--setopt=reposdir=/dev/null", f"--setopt=cachedir={root.parent / 'dnf-cache'}"),
-            *repos,
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    }
+    return rpmtools.dnf(root, repos, *args)
 
 
 def rpms(release: Path) -> dict[str, os.stat_result]:

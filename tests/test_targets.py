@@ -26,6 +26,7 @@ from superbuild.manifest import load_product
 from superbuild.state import BuildState, build_inputs
 from superbuild.testing.sample import SampleSuperproject, make_sample_superproject, run_git
 from tests.helpers import cli
+from tests.rpmtools import dnf
 from tests.test_dask import cluster  # noqa: F401 - the module-scoped Dask cluster fixture
 
 PRODUCT = {"base": [], "client": ["base"], "tool": []}
@@ -73,23 +74,6 @@ def rpm_qp(rpm: Path, fmt: str) -> str:
     return subprocess.run(
         ["rpm", "-qp", "--qf", fmt, os.fspath(rpm)], capture_output=True, text=True, check=True
     ).stdout
-
-
-def dnf(root: Path, repos: dict[str, Path], *args: str) -> subprocess.CompletedProcess[str]:
-    """Debian's dnf with only ``repos`` (name -> folder), in an installroot of its own."""
-    return subprocess.run(
-        [
-            *("dnf", "-y", "-q", f"--installroot={root}", "--releasever=1", "--nogpgcheck"),
-            *("--setopt=reposdir=/dev/null", f"--setopt=cachedir={root.parent / 'dnf-cache'}"),
-            *(f"--repofrompath={name},{path.as_uri()}" for name, path in repos.items()),
-            *(f"--repo={name}" for name in repos),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def installed(root: Path) -> dict[str, str]:
