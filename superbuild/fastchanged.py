@@ -188,7 +188,7 @@ def _side(
 
 def answer(options: dict[str, str | bool]) -> tuple[dict[str, object], bool]:
     """(the JSON report, whether a package is affected); :class:`_GiveUp` if not here."""
-    from superbuild.gitparse import parse_gitlinks, parse_raw_diff
+    from superbuild.gitparse import DIFF_TREE, parse_gitlinks, parse_raw_diff
     from superbuild.graph import DependencyGraph
 
     repo, base, head = str(options["repo"]), str(options["base"]), str(options["head"])
@@ -226,17 +226,7 @@ def answer(options: dict[str, str | bool]) -> tuple[dict[str, object], bool]:
         base_oid, base_ids = found[3][0], _ids(found, 4)
     # The gitlinks (to validate manifest paths) and the diff side by side.
     links = git.start("ls-tree", "-r", "-z", "--full-tree", head_oid)
-    diff = git.start(
-        "diff-tree",
-        "-r",
-        "-z",
-        "--raw",
-        "--no-renames",
-        "--no-ext-diff",
-        "--ignore-submodules=none",
-        base_oid,
-        head_oid,
-    )
+    diff = git.start(*DIFF_TREE, base_oid, head_oid)
     raw_diff = git.finish(*diff)
     raw_links = git.finish(*links)
     cache = os.path.join(git_dir, "superbuild")

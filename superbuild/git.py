@@ -181,18 +181,7 @@ def empty_tree(commit: str) -> str:
 
 def diff_trees(repo: Path, old: str | None, new: str) -> list[RawChange]:
     """Net changes between two commits (``old`` None: everything in ``new`` is added)."""
-    out = git(
-        repo,
-        "diff-tree",
-        "-r",
-        "-z",
-        "--raw",
-        "--no-renames",
-        "--no-ext-diff",
-        "--ignore-submodules=none",
-        old or empty_tree(new),
-        new,
-    ).stdout
+    out = git(repo, *gitparse.DIFF_TREE, old or empty_tree(new), new).stdout
     return parse_raw_diff(out)
 
 

@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import NamedTuple
 
+#: ``git diff-tree`` as change detection asks it (both ``changed`` paths: the same records).
+DIFF_TREE = (
+    "diff-tree",
+    "-r",
+    "-z",
+    "--raw",
+    "--no-renames",
+    "--no-ext-diff",
+    "--ignore-submodules=none",
+)
+
 # Variables git sets for hooks or that point git at another repository.  Strip them so
 # that ``git -C <submodule>`` talks to the submodule even when run from a hook.
 _KEEP_GIT_VARS = frozenset(
