@@ -85,6 +85,21 @@ rm -rf "$top"
 # --------------------------------------------------------------------------- fixtures
 
 
+def preloaded_cluster(script: Path) -> Any:
+    """A LocalCluster of one single-threaded worker process that runs ``script`` as its
+    preload (a hostile or broken worker environment)."""
+    assert distributed is not None
+    return distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.CRITICAL,
+        preload=[os.fspath(script)],
+    )
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A LocalCluster of 2 processes whose workers have a fake mock and their own HOME."""
@@ -743,18 +758,9 @@ def test_workers_that_cannot_run_superbuild_are_named(
     """Workers (real processes) whose Python lacks this superbuild: one line naming them."""
     from superbuild.errors import UsageError
 
-    assert distributed is not None
     script = tmp_path / "worker_preload.py"
     script.write_text(preload)
-    with distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        silence_logs=logging.CRITICAL,
-        preload=[os.fspath(script)],
-    ) as local:
+    with preloaded_cluster(script) as local:
         with pytest.raises(UsageError) as info:
             make_executor("dask", parallel=1, address=local.scheduler_address, worker_wait=20)
         message = str(info.value)

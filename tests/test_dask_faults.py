@@ -448,11 +448,10 @@ worker.run = run
 def test_a_result_tampered_with_on_the_worker_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, expected: str
 ) -> None:
-    import logging
 
     from superbuild.testing.sample import make_sample_superproject
     from tests.test_build import write_manifests
-    from tests.test_dask import build_with, output_files, statuses
+    from tests.test_dask import build_with, output_files, preloaded_cluster, statuses
 
     sample = make_sample_superproject(
         tmp_path / "sp", write_manifests(tmp_path / "manifests", {"base": []}), settings=None
@@ -460,15 +459,7 @@ def test_a_result_tampered_with_on_the_worker_is_refused(
     monkeypatch.chdir(sample.path)
     script = tmp_path / "tamper.py"
     script.write_text(TAMPER.replace("{MODE!r}", repr(mode)))
-    with distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        silence_logs=logging.CRITICAL,
-        preload=[os.fspath(script)],
-    ) as hostile:
+    with preloaded_cluster(script) as hostile:
         output = tmp_path / "out"
         result = build_with(
             sample.path,

@@ -13,7 +13,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from superbuild.state import BuildState, build_inputs
 from superbuild.testing.sample import SampleSuperproject, make_sample_superproject, run_git
 from tests.helpers import cli
 from tests.rpmtools import dnf
+from tests.test_build import superbuild
 from tests.test_dask import cluster  # noqa: F401 - the module-scoped Dask cluster fixture
 
 PRODUCT = {"base": [], "client": ["base"], "tool": []}
@@ -56,18 +56,6 @@ def make_product(
     settings_file = tmp_path / "superbuild.yaml"
     settings_file.write_text(settings)
     return make_sample_superproject(tmp_path / "sp", folder, settings=settings_file)
-
-
-def superbuild(sample: SampleSuperproject, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "superbuild", *args],
-        cwd=sample.path,
-        env=sample.env,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def rpm_qp(rpm: Path, fmt: str) -> str:
