@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,20 @@ def write_text_atomic(path: Path, text: str, **options: Any) -> None:
 def write_json_atomic(path: Path, data: Any, **options: Any) -> None:
     """:func:`write_bytes_atomic` of ``data`` as indented JSON and a newline."""
     write_text_atomic(path, json.dumps(data, indent=2) + "\n", **options)
+
+
+#: Free bytes below which a tool's vague failure is put down to a full file system.
+NEARLY_FULL = 1 << 20
+
+
+def free_if_full(folder: Path) -> int | None:
+    """The free bytes of ``folder``'s file system when it is (almost) full, else None.
+
+    For tools that report a full disk vaguely: createrepo_c's "gzclose(): file operation
+    error", SQLite's "disk I/O error" while mapping its WAL index.
+    """
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    return free if free < NEARLY_FULL else None

@@ -371,18 +371,11 @@ def refresh_metadata(output: Path, *, timeout: float | None = None) -> list[Path
     return done
 
 
-#: Free bytes below which a failed ``createrepo_c`` is put down to a full file system.
-_NEARLY_FULL = 1 << 20
-
-
 def _if_full(repo: Path, exc: proc.ProcessError) -> SuperbuildError:
     """``exc``, or the full disk's own line when ``repo``'s file system has no room left
     (createrepo_c itself only says ``gzclose(): file operation error``)."""
-    try:
-        free = shutil.disk_usage(repo).free
-    except OSError:
-        return exc
-    if free >= _NEARLY_FULL:
+    free = fileio.free_if_full(repo)
+    if free is None:
         return exc
     return OutputRepoError(
         f"createrepo_c on {repo} failed: no space left on device ({free} bytes free): "

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 from superbuild.errors import EXIT_FAILED, SuperbuildError
+from superbuild.fileio import free_if_full
 
 #: How long a connection waits for another one's write transaction (seconds).
 BUSY_TIMEOUT_S = 30.0
@@ -178,21 +178,12 @@ def _uri(path: Path, *, read_only: bool) -> str:
     return uri + "?mode=ro&immutable=1"
 
 
-def _nearly_full(folder: Path) -> bool:
-    """Whether ``folder``'s file system has (almost) no room: SQLite reports a full disk
-    met while mapping its WAL index as a mere "disk I/O error"."""
-    try:
-        return shutil.disk_usage(folder).free < (1 << 20)
-    except OSError:
-        return False
-
-
 def damaged(path: Path, exc: BaseException) -> StateError:
     """The one line for an SQLite error on ``path``: what happened and what to do."""
     text = str(exc) or type(exc).__name__
     if isinstance(exc, UnicodeDecodeError) or text.startswith("Could not decode"):
         text = "it holds text that is not UTF-8"
-    if "disk I/O error" in text and _nearly_full(path.parent):
+    if "disk I/O error" in text and free_if_full(path.parent) is not None:
         text = "no space left on device (SQLite: disk I/O error)"
     if "disk is full" in text or "no space left" in text:
         return StateDiskFull(f"{os.fsdecode(path)}: {text} (free some space and run again)")
