@@ -295,9 +295,12 @@ def _quick(doc: Any, schema: dict[str, Any]) -> bool:
         raise _Unsure
     want = schema.get("type")
     if want is not None:
-        if isinstance(doc, bool) and want not in ("boolean",):
+        cls = _TYPES.get(want) if isinstance(want, str) else None
+        if cls is None:
+            raise _Unsure  # a list of types, "null": jsonschema's
+        if isinstance(doc, bool) and want != "boolean":
             return False
-        if not isinstance(doc, _TYPES[want]):
+        if not isinstance(doc, cls):
             return False
     if "enum" in schema and not any(type(doc) is type(v) and doc == v for v in schema["enum"]):
         return False

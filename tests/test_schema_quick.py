@@ -110,3 +110,17 @@ def test_quick_check_accepts_the_sample_manifests_and_rejects_a_bad_one() -> Non
     problems: list[str] = []
     assert not schema.validate(bad, schema.MANIFEST_SCHEMA, "manifests/x.yaml", problems)
     assert problems and problems[0].startswith("manifests/x.yaml: requires")
+
+
+def test_quick_check_leaves_a_type_keyword_it_does_not_know_to_jsonschema() -> None:
+    nullable = {"type": ["string", "null"]}
+    for doc in ("a", None, 1):
+        try:
+            schema._quick(doc, nullable)
+        except schema._Unsure:
+            continue
+        raise AssertionError(f"quick check judged {doc!r} against a list of types")
+    problems: list[str] = []
+    assert schema.validate(None, nullable, "manifests/x.yaml", problems) and not problems
+    assert not schema.validate(1, nullable, "manifests/x.yaml", problems)
+    assert problems and problems[0].startswith("manifests/x.yaml")
