@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 MANIFESTS_DIR = "manifests"
 SETTINGS_FILE = "superbuild.yaml"
 #: The layout of a manifests cache file (see :func:`cache_name`).
-CACHE_FORMAT = 7
+CACHE_FORMAT = 8
 GITLINK = 0o160000
 
 
@@ -277,6 +277,20 @@ def cache_name(tree: str, settings_blob: str | None) -> str:
         f"manifests-{CACHE_FORMAT}-{__version__}-{sys.implementation.cache_tag}-"
         f"{tree}-{settings_blob or 'none'}.marshal"
     )
+
+
+def index_name(tree: str, settings_blob: str | None) -> str:
+    """The change-detection index written next to :func:`cache_name`'s file: a commit's
+    :class:`Side` and requirements, as the lean path reads them (no rows to rebuild)."""
+    return "changed-" + cache_name(tree, settings_blob).removeprefix("manifests-")
+
+
+def linked_name(root_tree: str) -> str:
+    """The marker file the lean path leaves once it checked that every manifest ``path``
+    of a commit's tree (``root_tree``: its manifests and settings, its gitlinks) is a
+    gitlink: trees are content-addressed, so a later run on the same tree needs no
+    ``ls-tree`` to know it again."""
+    return f"linked-{CACHE_FORMAT}-{__version__}-{root_tree}"
 
 
 def read_cache(path: str) -> dict[str, Any] | None:

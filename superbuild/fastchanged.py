@@ -4,8 +4,11 @@
 is answered here, before :mod:`superbuild.cli` (argparse), :mod:`pathlib`,
 :mod:`subprocess` and the manifests' parser are imported: git runs through
 :func:`os.posix_spawnp` (stdin from /dev/null or a pipe closed after writing, its own
-process group, the environment of :func:`superbuild.git.git_env`), the packages come
-from the manifests cache the general path writes (``<git dir>/superbuild/``), and the
+process group, the environment of :func:`superbuild.git.git_env`; the ones it started are
+reaped if it gives up midway), the packages come from the change-detection index the
+general path writes next to its manifests cache (``<git dir>/superbuild/``; git runs
+meanwhile, ``diff-tree --merge-base`` not waiting for ``merge-base``; the gitlinks are
+listed once per commit tree, :func:`superbuild.changecore.linked_name`), and the
 result is computed and printed by :mod:`superbuild.changecore`, the code the general
 path runs: one code path for the answer, the same JSON.
 
@@ -78,6 +81,7 @@ class _Git:
         from superbuild.gitparse import git_env
 
         self.env = git_env()
+        self.running: dict[int, int] = {}  # read end of stdout -> pid, not finished
 
     def start(self, *args: str, data: bytes | None = None) -> tuple[int, int]:
         """Spawn ``git -C repo args``: (pid, read end of its stdout)."""
@@ -110,10 +114,11 @@ class _Git:
                 os.write(in_w, data)  # a few hundred bytes: within the pipe's buffer
             finally:
                 os.close(in_w)
+        self.running[out_r] = pid
         return pid, out_r
 
-    @staticmethod
-    def finish(pid: int, fd: int) -> bytes:
+    def finish(self, pid: int, fd: int) -> bytes:
+        self.running.pop(fd, None)
         chunks = []
         try:
             while chunk := os.read(fd, 1 << 16):
@@ -124,6 +129,16 @@ class _Git:
         if os.waitstatus_to_exitcode(status) != 0:
             raise _GiveUp
         return b"".join(chunks)
+
+    def close(self) -> None:
+        """Stop and reap the git processes not finished (this path gave up midway)."""
+        import signal
+
+        for fd, pid in self.running.items():
+            os.close(fd)
+            os.kill(pid, signal.SIGKILL)  # not reaped yet: the pid is still this child's
+            os.waitpid(pid, 0)
+        self.running.clear()
 
     def run(self, *args: str, data: bytes | None = None) -> bytes:
         return self.finish(*self.start(*args, data=data))
@@ -158,39 +173,25 @@ def _ids(found: list[tuple[str, str] | None], i: int) -> tuple[str | None, str |
 def _side(
     cache: str, ids: tuple[str | None, str | None]
 ) -> tuple[changecore.Side, dict[str, tuple[str, ...]]]:
-    """A commit's packages from the manifests cache: (side, requires by name)."""
+    """A commit's packages from the change-detection index the general path writes next
+    to its manifests cache: (side, requires by name)."""
     tree, settings = ids
     if tree is None:
         raise _GiveUp
-    data = changecore.read_cache(f"{cache}/{changecore.cache_name(tree, settings)}")
+    data = changecore.read_cache(f"{cache}/{changecore.index_name(tree, settings)}")
     if data is None:
         raise _GiveUp
     try:
-        fields = list(data["fields"])
-        name, path, requires, blob, digest = (
-            fields.index(f) for f in ("name", "path", "requires", "blob", "digest")
-        )
-        rows = sorted(data["packages"])
-        by_path = {r[path]: r[name] for r in rows}
-        per_target: dict[str, list[tuple[str, str]]] = {r[name]: [] for r in rows}
-        for target, target_rows in data["targets"].items():
-            for r in target_rows:
-                per_target[r[name]].append((target, r[digest]))
-        keys = {
-            r[name]: (r[blob], changecore.target_digest(r[digest], per_target[r[name]]))
-            for r in rows
-        }
-        needs = {r[name]: tuple(r[requires]) for r in rows}
-    except (KeyError, ValueError, TypeError, IndexError):
+        by_path, keys, requires = data["by_path"], data["keys"], data["requires"]
+    except KeyError:
         raise _GiveUp from None
-    return changecore.Side(by_path, keys), needs
+    if not (isinstance(by_path, dict) and isinstance(keys, dict) and isinstance(requires, dict)):
+        raise _GiveUp
+    return changecore.Side(by_path, keys), requires
 
 
 def answer(options: dict[str, str | bool]) -> tuple[dict[str, object], bool]:
     """(the JSON report, whether a package is affected); :class:`_GiveUp` if not here."""
-    from superbuild.gitparse import DIFF_TREE, parse_gitlinks, parse_raw_diff
-    from superbuild.graph import DependencyGraph
-
     repo, base, head = str(options["repo"]), str(options["base"]), str(options["head"])
     git_dir = os.path.join(repo, ".git")
     if not os.path.isdir(git_dir) or not os.path.isdir(
@@ -198,6 +199,18 @@ def answer(options: dict[str, str | bool]) -> tuple[dict[str, object], bool]:
     ):
         raise _GiveUp
     git = _Git(repo)
+    try:
+        return _answer(git, base, head, repo, git_dir)
+    finally:
+        git.close()
+
+
+def _answer(
+    git: _Git, base: str, head: str, repo: str, git_dir: str
+) -> tuple[dict[str, object], bool]:
+    from superbuild.gitparse import DIFF_TREE, parse_gitlinks, parse_raw_diff
+    from superbuild.graph import DependencyGraph
+
     m, s = changecore.MANIFESTS_DIR, changecore.SETTINGS_FILE
     specs = [f"{head}^{{commit}}", f"{head}^{{commit}}:{m}", f"{head}^{{commit}}:{s}"]
     specs += [
@@ -207,34 +220,44 @@ def answer(options: dict[str, str | bool]) -> tuple[dict[str, object], bool]:
     ]
     if base:
         specs += [f"{base}^{{commit}}", f"{base}^{{commit}}:{m}", f"{base}^{{commit}}:{s}"]
+    specs.append(f"{head}^{{commit}}^{{tree}}")
     found = git.resolve(specs)
-    if found[0] is None:
+    if found[0] is None or found[-1] is None:
         raise _GiveUp
     head_oid = found[0][0]
     head_ids = _ids(found, 1)
+    cache = os.path.join(git_dir, "superbuild")
+    # git works while the head's packages are read from the cache: the gitlinks (to
+    # validate manifest paths), the diff and, for --base, the merge base, side by side.
+    # diff-tree finds the merge base itself (--merge-base), so it need not wait for it.
+    linked = os.path.join(cache, changecore.linked_name(found[-1][0]))
+    checked = os.access(linked, os.F_OK)
+    links = None if checked else git.start("ls-tree", "-r", "-z", "--full-tree", head_oid)
     if base:
         if found[6] is None:
             raise _GiveUp
-        base_oid = git.run("merge-base", found[6][0], head_oid).decode().split()[0]
-        if base_oid == found[6][0]:  # --base is an ancestor of --head: its ids are known
-            base_ids = _ids(found, 7)
-        else:
-            base_ids = _ids(git.resolve([f"{base_oid}:{m}", f"{base_oid}:{s}"]), 0)
+        given = found[6][0]
+        merge_base = git.start("merge-base", given, head_oid)
+        diff = git.start(*DIFF_TREE, "--merge-base", given, head_oid)
     else:
         if found[3] is None:
             raise _GiveUp  # a root commit: the general path
         base_oid, base_ids = found[3][0], _ids(found, 4)
-    # The gitlinks (to validate manifest paths) and the diff side by side.
-    links = git.start("ls-tree", "-r", "-z", "--full-tree", head_oid)
-    diff = git.start(*DIFF_TREE, base_oid, head_oid)
-    raw_diff = git.finish(*diff)
-    raw_links = git.finish(*links)
-    cache = os.path.join(git_dir, "superbuild")
+        diff = git.start(*DIFF_TREE, base_oid, head_oid)
     head_side, requires = _side(cache, head_ids)
+    if base:
+        base_oid = git.finish(*merge_base).decode().split()[0]
+        if base_oid == given:  # --base is an ancestor of --head: its ids are known
+            base_ids = _ids(found, 7)
+        else:
+            base_ids = _ids(git.resolve([f"{base_oid}:{m}", f"{base_oid}:{s}"]), 0)
     base_side = head_side if base_ids == head_ids else _side(cache, base_ids)[0]
-    gitlinks = parse_gitlinks(raw_links)
-    if any(p not in gitlinks for p in head_side.by_path):
-        raise _GiveUp  # the general path names the manifest
+    raw_diff = git.finish(*diff)
+    if links is not None:
+        gitlinks = parse_gitlinks(git.finish(*links))
+        if any(p not in gitlinks for p in head_side.by_path):
+            raise _GiveUp  # the general path names the manifest
+        _touch(linked)
     raw = parse_raw_diff(raw_diff)
     if changecore.moves_possible(raw):
         raise _GiveUp
@@ -242,7 +265,7 @@ def answer(options: dict[str, str | bool]) -> tuple[dict[str, object], bool]:
     todo = changecore.pending_directions(analysis.changes)
     for change in todo:
         for path in (change.path, change.old_path):
-            if path and _initialized(os.path.join(repo, path)):
+            if path and _initialized(f"{repo}/{path}"):
                 raise _GiveUp  # its direction is judged in its history
     changes = changecore.with_directions(analysis.changes, {c.path: "unknown" for c in todo})
     report = changecore.report(
@@ -251,12 +274,22 @@ def answer(options: dict[str, str | bool]) -> tuple[dict[str, object], bool]:
     return report, bool(analysis.waves)
 
 
+def _touch(path: str) -> None:
+    """Create an empty marker file; a read-only git dir or a race: no marker, same answer."""
+    try:  # noqa: SIM105 - contextlib is not imported on the lean path
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except OSError:
+        pass
+
+
 def _initialized(work_tree: str) -> bool:
-    """As :func:`superbuild.submodules.initialized`."""
-    if os.path.exists(os.path.join(work_tree, ".git")):
+    """As :func:`superbuild.submodules.initialized` (``os.access``: no exception to raise
+    for the common answer, an uninitialized submodule)."""
+    if os.access(f"{work_tree}/.git", os.F_OK):
         return True
-    return os.path.isfile(os.path.join(work_tree, "HEAD")) and os.path.isdir(
-        os.path.join(work_tree, "objects")
+    head = f"{work_tree}/HEAD"
+    return (
+        os.access(head, os.F_OK) and os.path.isfile(head) and os.path.isdir(f"{work_tree}/objects")
     )
 
 

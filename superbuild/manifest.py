@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from superbuild import changecore
 from superbuild import git as g
-from superbuild.changecore import cache_name, read_cache
+from superbuild.changecore import cache_name, index_name, read_cache
 from superbuild.errors import ManifestError
 from superbuild.submodules import superproject_of
 
@@ -259,6 +259,9 @@ def load_product(
     if cached is not None:
         product = Product(commit, cached[0], cached[1], cached[2])
         problems: list[str] = []
+        index = cache_dir / index_name(tree, settings_blob) if cache_dir is not None else None
+        if index is not None and not index.exists():
+            _write_index(index, product)  # lost (a full disk): the lean path reads it
     else:
         packages, settings, problems, per_target = _parse(repo, tree, settings_blob)
         product = Product.of(
@@ -268,7 +271,7 @@ def load_product(
             {t: found.values() for t, found in per_target.items()},
         )
         if cache_dir is not None and not problems:
-            _write_cache(cache_dir / key, product)
+            _write_cache(cache_dir / key, product, cache_dir / index_name(tree, settings_blob))
     if strict and links is not None:
         problems += path_problems(product, links)
     if problems and strict:
@@ -318,19 +321,46 @@ def _read_cache(
         return None  # another layout: parse again
 
 
-def _write_cache(path: Path, product: Product) -> None:
+def _write_cache(path: Path, product: Product, index: Path) -> None:
+    """The cache file of a product, and the change-detection index the lean ``changed``
+    path reads instead (``index``: :func:`superbuild.changecore.index_name`)."""
+    _write_marshal(
+        path,
+        {
+            "key": path.name,  # the file's own key (the manifests tree): checked on reading
+            "fields": Entry._fields,
+            "packages": [tuple(e) for e in product.entries.values()],
+            "settings": product.settings_data,
+            "targets": {
+                t: [tuple(e) for e in es.values()] for t, es in product.target_entries.items()
+            },
+        },
+    )
+    _write_index(index, product)
+
+
+def _write_index(index: Path, product: Product) -> None:
+    from superbuild.changes import side
+
+    found = side(product)
+    _write_marshal(
+        index,
+        {
+            "key": index.name,
+            "by_path": dict(found.by_path),
+            "keys": dict(found.keys),
+            "requires": {n: tuple(e.requires) for n, e in product.entries.items()},
+        },
+    )
+
+
+def _write_marshal(path: Path, data: dict[str, Any]) -> None:
+    """A cache file :func:`superbuild.changecore.read_cache` reads: CRC-32, marshal."""
     import marshal
     import zlib
 
     from superbuild.fileio import write_bytes_atomic  # tempfile: only on a cache miss
 
-    data = {
-        "key": path.name,  # the file's own key (the manifests tree): checked on reading
-        "fields": Entry._fields,
-        "packages": [tuple(e) for e in product.entries.values()],
-        "settings": product.settings_data,
-        "targets": {t: [tuple(e) for e in es.values()] for t, es in product.target_entries.items()},
-    }
     payload = marshal.dumps(data)
     with contextlib.suppress(OSError):  # a read-only git dir: no cache, same answers
         write_bytes_atomic(

@@ -233,3 +233,26 @@ def test_an_unsafe_path_in_a_commit_goes_to_the_general_paths_error(
     assert fast(capsys, *argv) == (None, "")  # no traceback, nothing printed
     code, out, err = cli(capsys, *argv)
     assert (code, out) == (2, "") and "repos/../victim" in err
+
+
+def test_a_lost_index_goes_to_the_general_path_which_writes_it_again(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lean path reads a per-tree index next to the manifests cache; when one is lost
+    (a full disk when it was written), it gives up midway, with git already started, and
+    leaves no git process behind; the general path answers and writes the index again."""
+    commits = history(repo)
+    argv = ["-C", str(repo.path), "changed", "--format", "json", "--base", commits[2]]
+    _, expected = general(capsys, *argv)
+    assert fast(capsys, *argv) == (0, expected)
+    cache = repo.path / ".git" / "superbuild"
+    base_tree = repo.git("rev-parse", f"{commits[2]}:manifests").strip()
+    lost = [p for p in cache.glob("changed-*") if base_tree in p.name]
+    assert len(lost) == 1
+    lost[0].unlink()
+    assert fast(capsys, *argv) == (None, "")
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # every git the lean path started is reaped
+    assert general(capsys, *argv)[1] == expected
+    assert lost[0].exists()
+    assert fast(capsys, *argv) == (0, expected)
