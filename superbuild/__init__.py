@@ -5,3 +5,8 @@ only what they need so that the hot path (``superbuild changed``) stays fast.
 """
 
 __version__ = "0.1.0"
+
+#: The product's files in the superproject (the lean ``changed`` path reads these names
+#: before it imports anything else).
+MANIFESTS_DIR = "manifests"
+SETTINGS_FILE = "superbuild.yaml"

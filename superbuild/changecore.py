@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from collections import namedtuple
 
-from superbuild import __version__
+from superbuild import SETTINGS_FILE, __version__
 
 TYPE_CHECKING = False  # typing is not imported on the lean path: its types are for mypy
 if TYPE_CHECKING:
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     Status = Literal["added", "deleted", "modified", "moved", "typechange"]
     Direction = Literal["forward", "backward", "sideways", "unknown"]
 
-MANIFESTS_DIR = "manifests"
-SETTINGS_FILE = "superbuild.yaml"
 #: The layout of a manifests cache file (see :func:`cache_name`).
 CACHE_FORMAT = 8
 GITLINK = 0o160000

@@ -26,7 +26,11 @@ from __future__ import annotations
 import os
 import sys
 
-from superbuild import changecore
+from superbuild import MANIFESTS_DIR, SETTINGS_FILE
+
+TYPE_CHECKING = False  # no typing import on the lean path
+if TYPE_CHECKING:
+    from superbuild import changecore
 
 
 class _GiveUp(Exception):
@@ -78,7 +82,7 @@ def parse(argv: list[str]) -> dict[str, str | bool] | None:
 class _Git:
     def __init__(self, repo: str) -> None:
         self.repo = repo
-        from superbuild.gitparse import git_env
+        from superbuild.gitenv import git_env
 
         self.env = git_env()
         self.running: dict[int, int] = {}  # read end of stdout -> pid, not finished
@@ -132,6 +136,8 @@ class _Git:
 
     def close(self) -> None:
         """Stop and reap the git processes not finished (this path gave up midway)."""
+        if not self.running:
+            return
         import signal
 
         for fd, pid in self.running.items():
@@ -144,11 +150,16 @@ class _Git:
         return self.finish(*self.start(*args, data=data))
 
     def resolve(self, specs: list[str]) -> list[tuple[str, str] | None]:
-        out = self.run(
-            "cat-file",
-            "--batch-check=%(objectname) %(objecttype)",
-            data="".join(f"{s}\n" for s in specs).encode(),
-        ).decode("utf-8", "replace")
+        return self.resolved(specs, self.start_resolve(specs))
+
+    def start_resolve(self, specs: list[str]) -> tuple[int, int]:
+        """Start resolving ``specs`` (one ``cat-file --batch-check``)."""
+        data = "".join(f"{s}\n" for s in specs).encode()
+        return self.start("cat-file", "--batch-check=%(objectname) %(objecttype)", data=data)
+
+    def resolved(self, specs: list[str], started: tuple[int, int]) -> list[tuple[str, str] | None]:
+        """What :meth:`start_resolve` found: (object id, type) per spec, None if missing."""
+        out = self.finish(*started).decode("utf-8", "replace")
         found: list[tuple[str, str] | None] = []
         lines = out.splitlines()
         if len(lines) != len(specs):
@@ -175,6 +186,8 @@ def _side(
 ) -> tuple[changecore.Side, dict[str, tuple[str, ...]]]:
     """A commit's packages from the change-detection index the general path writes next
     to its manifests cache: (side, requires by name)."""
+    from superbuild import changecore
+
     tree, settings = ids
     if tree is None:
         raise _GiveUp
@@ -194,9 +207,7 @@ def answer(options: dict[str, str | bool]) -> tuple[dict[str, object], bool]:
     """(the JSON report, whether a package is affected); :class:`_GiveUp` if not here."""
     repo, base, head = str(options["repo"]), str(options["base"]), str(options["head"])
     git_dir = os.path.join(repo, ".git")
-    if not os.path.isdir(git_dir) or not os.path.isdir(
-        os.path.join(repo, changecore.MANIFESTS_DIR)
-    ):
+    if not os.path.isdir(git_dir) or not os.path.isdir(os.path.join(repo, MANIFESTS_DIR)):
         raise _GiveUp
     git = _Git(repo)
     try:
@@ -208,10 +219,7 @@ def answer(options: dict[str, str | bool]) -> tuple[dict[str, object], bool]:
 def _answer(
     git: _Git, base: str, head: str, repo: str, git_dir: str
 ) -> tuple[dict[str, object], bool]:
-    from superbuild.gitparse import DIFF_TREE, parse_gitlinks, parse_raw_diff
-    from superbuild.graph import DependencyGraph
-
-    m, s = changecore.MANIFESTS_DIR, changecore.SETTINGS_FILE
+    m, s = MANIFESTS_DIR, SETTINGS_FILE
     specs = [f"{head}^{{commit}}", f"{head}^{{commit}}:{m}", f"{head}^{{commit}}:{s}"]
     specs += [
         f"{head}^{{commit}}^1^{{commit}}",
@@ -221,7 +229,13 @@ def _answer(
     if base:
         specs += [f"{base}^{{commit}}", f"{base}^{{commit}}:{m}", f"{base}^{{commit}}:{s}"]
     specs.append(f"{head}^{{commit}}^{{tree}}")
-    found = git.resolve(specs)
+    resolving = git.start_resolve(specs)
+    # The rest of the lean path is imported while git resolves the revisions.
+    from superbuild import changecore
+    from superbuild.gitparse import DIFF_TREE, parse_gitlinks, parse_raw_diff
+    from superbuild.graph import DependencyGraph
+
+    found = git.resolved(specs, resolving)
     if found[0] is None or found[-1] is None:
         raise _GiveUp
     head_oid = found[0][0]
@@ -311,5 +325,19 @@ def main(argv: list[str]) -> int | None:
         # Anything unexpected here (an unsafe path in a commit, a damaged cache): the
         # general path gives the answer or its one-line error.
         return None
-    sys.stdout.write(changecore.dumps(report))
+    from superbuild.changecore import dumps
+
+    try:
+        sys.stdout.write(dumps(report))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `superbuild changed --format json | head`: stop quietly, as the general path does.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces a closed stream
+        return 0
+    except OSError as exc:
+        from superbuild.errors import EXIT_FAILED, disk_full
+
+        why = disk_full(exc) or f"cannot write the report to standard output: {exc.strerror}"
+        print(f"superbuild: error: {why}", file=sys.stderr)
+        return EXIT_FAILED
     return 1 if options["exit_code"] and affected else 0

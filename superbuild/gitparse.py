@@ -8,13 +8,22 @@ the general path uses (:mod:`superbuild.git` re-exports them).
 
 from __future__ import annotations
 
-import os
-
 from superbuild.errors import GitError
+from superbuild.gitenv import git_env
+
+__all__ = [  # git_env lives in gitenv (only os): the lean path starts git before the rest
+    "DIFF_TREE",
+    "RawChange",
+    "decode_path",
+    "git_env",
+    "parse_gitlinks",
+    "parse_raw_diff",
+    "tree_path",
+    "unsafe_path",
+]
 
 TYPE_CHECKING = False  # no typing import: this module is on changed's lean path
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from typing import NamedTuple
 
 #: ``git diff-tree`` as change detection asks it (both ``changed`` paths: the same records).
@@ -27,51 +36,6 @@ DIFF_TREE = (
     "--no-ext-diff",
     "--ignore-submodules=none",
 )
-
-# Variables git sets for hooks or that point git at another repository.  Strip them so
-# that ``git -C <submodule>`` talks to the submodule even when run from a hook.
-_KEEP_GIT_VARS = frozenset(
-    {
-        "GIT_EXEC_PATH",
-        "GIT_SSH",
-        "GIT_SSH_COMMAND",
-        "GIT_SSL_CAINFO",
-        "GIT_SSL_NO_VERIFY",
-        "GIT_CONFIG_COUNT",
-        "GIT_CONFIG_GLOBAL",
-        "GIT_CONFIG_NOSYSTEM",
-        "GIT_CONFIG_SYSTEM",
-        "GIT_HTTP_PROXY_AUTHMETHOD",
-        "GIT_ALLOW_PROTOCOL",
-        "GIT_ASKPASS",
-        "GIT_TERMINAL_PROMPT",
-        "GIT_AUTHOR_NAME",
-        "GIT_AUTHOR_EMAIL",
-        "GIT_AUTHOR_DATE",
-        "GIT_COMMITTER_NAME",
-        "GIT_COMMITTER_EMAIL",
-        "GIT_COMMITTER_DATE",
-        "GIT_TRACE",
-    }
-)
-
-
-def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of superbuild's own git commands: ``base`` (default ``os.environ``)
-    without the variables that point git at another repository (``GIT_DIR``,
-    ``GIT_WORK_TREE``, ``GIT_INDEX_FILE``... as a hook gets them), keeping those that
-    configure it (:data:`_KEEP_GIT_VARS`, ``GIT_CONFIG_KEY_<n>``), with ``LC_ALL=C``."""
-    env = dict(os.environ if base is None else base)
-    for key in list(env):
-        if key.startswith("GIT_") and not (
-            key in _KEEP_GIT_VARS
-            or key.startswith("GIT_CONFIG_KEY_")
-            or key.startswith("GIT_CONFIG_VALUE_")
-        ):
-            del env[key]
-    env["LC_ALL"] = "C"
-    return env
-
 
 _UNSAFE_PARTS = frozenset(("", ".", ".."))
 

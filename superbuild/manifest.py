@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import superbuild
 from superbuild import changecore
 from superbuild import git as g
 from superbuild.changecore import cache_name, index_name, read_cache
@@ -28,9 +29,9 @@ if TYPE_CHECKING:
     from superbuild.graph import DependencyGraph
     from superbuild.package import Package, Settings
 
-# Defined with the change detection core (the lean `changed` path reads them there).
-MANIFESTS_DIR = changecore.MANIFESTS_DIR
-SETTINGS_FILE = changecore.SETTINGS_FILE
+# Defined in superbuild/__init__ (the lean `changed` path reads them before anything else).
+MANIFESTS_DIR = superbuild.MANIFESTS_DIR
+SETTINGS_FILE = superbuild.SETTINGS_FILE
 CACHE_FORMAT = changecore.CACHE_FORMAT
 
 

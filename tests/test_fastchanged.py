@@ -198,7 +198,8 @@ def test_the_console_script_takes_the_lean_path(
     history(repo)
     general(capsys, "-C", str(repo.path), "changed", "--format", "json")
     code = (
-        "import sys, runpy; sys.argv = ['superbuild', 'changed', '--format', 'json'];\n"
+        "import os, sys, runpy; sys.argv = ['superbuild', 'changed', '--format', 'json'];\n"
+        "os._exit = sys.exit  # the lean path skips teardown: see what it imported first\n"
         "try: runpy.run_module('superbuild', run_name='__main__')\n"
         "except SystemExit: pass\n"
         "print(sorted(m for m in ('argparse', 'subprocess', 'pathlib', 'typing', 'json', 'yaml')"
@@ -256,3 +257,32 @@ def test_a_lost_index_goes_to_the_general_path_which_writes_it_again(
     assert general(capsys, *argv)[1] == expected
     assert lost[0].exists()
     assert fast(capsys, *argv) == (0, expected)
+
+
+def test_a_full_or_closed_stdout_is_one_line_or_a_quiet_stop(
+    repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    history(repo)
+    argv = ["-C", str(repo.path), "changed", "--format", "json"]
+    general(capsys, *argv)
+
+    class Failing:
+        def __init__(self, error: OSError) -> None:
+            self.error = error
+
+        def write(self, text: str) -> int:
+            raise self.error
+
+        def flush(self) -> None:
+            raise self.error
+
+    monkeypatch.setattr(sys, "stdout", Failing(OSError(errno.ENOSPC, "No space left")))
+    assert fastchanged.main(argv) == 1
+    assert capsys.readouterr().err == (
+        "superbuild: error: no space left on device: free space on that file system and run again\n"
+    )
+    monkeypatch.setattr(sys, "stdout", Failing(BrokenPipeError(errno.EPIPE, "Broken pipe")))
+    assert fastchanged.main(argv) == 0
+    assert capsys.readouterr().err == ""
