@@ -374,19 +374,8 @@ def _load_base(repo: Path, rng: Range, head_product: Product) -> Product:
 
 
 def side(product: Product) -> Side:
-    """A product as :func:`superbuild.changecore.analyse` reads it: a package's digest
-    covers its digest for each target (a target's settings changed: it changed)."""
-    keys = {
-        n: (
-            e.blob,
-            changecore.target_digest(
-                e.digest,
-                [(t, es[n].digest) for t, es in product.target_entries.items() if n in es],
-            ),
-        )
-        for n, e in product.entries.items()
-    }
-    return Side(product._by_path, keys)
+    """A product as :func:`superbuild.changecore.analyse` reads it (:meth:`Product.side`)."""
+    return product.side()
 
 
 def _changeset(

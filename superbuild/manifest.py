@@ -188,6 +188,21 @@ class Product:
     def digest(self, name: str) -> str:
         return self.entries[name].digest
 
+    def side(self) -> changecore.Side:
+        """The product as :func:`superbuild.changecore.analyse` reads it: a package's
+        digest covers its digest for each target (a target's settings changed: it changed)."""
+        keys = {
+            n: (
+                e.blob,
+                changecore.target_digest(
+                    e.digest,
+                    [(t, es[n].digest) for t, es in self.target_entries.items() if n in es],
+                ),
+            )
+            for n, e in self.entries.items()
+        }
+        return changecore.Side(self._by_path, keys)
+
     @cached_property
     def graph(self) -> DependencyGraph:
         from superbuild.graph import DependencyGraph
@@ -341,9 +356,7 @@ def _write_cache(path: Path, product: Product, index: Path) -> None:
 
 
 def _write_index(index: Path, product: Product) -> None:
-    from superbuild.changes import side
-
-    found = side(product)
+    found = product.side()
     _write_marshal(
         index,
         {

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,7 +238,7 @@ def test_an_unsafe_path_in_a_commit_goes_to_the_general_paths_error(
 
 
 def test_a_lost_index_goes_to_the_general_path_which_writes_it_again(
-    repo: Repo, capsys: pytest.CaptureFixture[str]
+    repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The lean path reads a per-tree index next to the manifests cache; when one is lost
     (a full disk when it was written), it gives up midway, with git already started, and
@@ -251,9 +252,21 @@ def test_a_lost_index_goes_to_the_general_path_which_writes_it_again(
     lost = [p for p in cache.glob("changed-*") if base_tree in p.name]
     assert len(lost) == 1
     lost[0].unlink()
+    started: list[int] = []
+    start = fastchanged._Git.start
+
+    def recording(self: fastchanged._Git, *args: str, data: bytes | None = None) -> Any:
+        pid, fd = start(self, *args, data=data)
+        started.append(pid)
+        return pid, fd
+
+    monkeypatch.setattr(fastchanged._Git, "start", recording)
     assert fast(capsys, *argv) == (None, "")
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # every git the lean path started is reaped
+    assert len(started) >= 3  # resolve, then ls-tree, diff-tree and merge-base at once
+    for pid in started:  # every git the lean path started is reaped
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    monkeypatch.undo()
     assert general(capsys, *argv)[1] == expected
     assert lost[0].exists()
     assert fast(capsys, *argv) == (0, expected)
