@@ -22,9 +22,17 @@ def entrypoint() -> None:
         import os
 
         os._exit(code)
-    from superbuild.cli import main
+    # `status`: its one slow git command starts now, beside the imports (prestart).
+    from superbuild import prestart
 
-    raise SystemExit(main())
+    prestart.before_status(sys.argv[1:])
+    try:
+        from superbuild.cli import main
+
+        code = main()
+    finally:
+        prestart.discard()  # what the verb did not take (it failed before, or it was not run)
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":

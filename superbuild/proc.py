@@ -44,9 +44,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 from superbuild.errors import Interrupted, SuperbuildError, ToolMissingError, UsageError
+
+if TYPE_CHECKING:
+    from superbuild.prestart import Started
 
 #: How to install the programs superbuild runs, for the "missing tool" error.
 INSTALL_HINTS = {
@@ -732,6 +735,48 @@ def run(
     when the command fails.  On Ctrl-C the child's process group is stopped.
     """
     result = _run_captured(_spawn, cmd, cwd=cwd, env=env, input=input, timeout=timeout)
+    if check and not result.ok:
+        raise ProcessError(result, what)
+    return result
+
+
+def finish_started(started: Started, *, check: bool = True, what: str | None = None) -> Completed:
+    """Collect a process :mod:`superbuild.prestart` started (as :func:`run` collects its
+    own): its output, its exit status; ``check`` raises :class:`ProcessError`.  On
+    Ctrl-C (or any error) its process group is killed and it is reaped."""
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            while chunk := os.read(started.err, 1 << 16):
+                chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, name="superbuild-stderr", daemon=True)
+    reader.start()
+    out: list[bytes] = []
+    status = None
+    try:
+        while chunk := os.read(started.out, 1 << 16):
+            out.append(chunk)
+        _, status = os.waitpid(started.pid, 0)
+    finally:
+        if status is None:
+            with contextlib.suppress(OSError):
+                os.killpg(started.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(started.pid, 0)
+        reader.join(_DRAIN_S)  # a descendant holding stderr open cannot hold the caller
+        for fd in (started.out, started.err):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    result = Completed(
+        started.argv,
+        os.waitstatus_to_exitcode(status),
+        b"".join(out),
+        b"".join(chunks),
+        False,
+        time.monotonic() - started.started,
+    )
     if check and not result.ok:
         raise ProcessError(result, what)
     return result

@@ -11,7 +11,9 @@ Cost, whatever the number of submodules:
 - for each initialized submodule, its checkout commit and refs read from files
   (``HEAD``, loose refs, ``packed-refs``: no process), and
   ``git rev-list --count HEAD --branches --not --remotes --tags`` only when a local tip is not
-  also a remote-tracking tip.  These run on a thread pool, next to ``git status``.
+  also a remote-tracking tip (and its count is not cached).  The files are read one
+  after the other while ``git status`` runs (started before the imports by
+  :mod:`superbuild.prestart`); only the ``rev-list`` processes go to a thread pool.
 
 Uninitialized submodules cost nothing.
 """
@@ -174,15 +176,18 @@ def parse_porcelain_v2(data: bytes) -> dict[str, SubmoduleFlags]:
 
 def submodule_flags(repo: Path) -> dict[str, SubmoduleFlags]:
     """One ``git status`` of the superproject: flags of the submodules that differ."""
-    out = g.git(
-        repo,
-        "status",
-        "--porcelain=v2",
-        "-z",
-        "--ignore-submodules=none",
-        "--untracked-files=no",
-        "--no-renames",
-    ).stdout
+    from superbuild import prestart
+
+    started = prestart.take(os.fspath(repo), prestart.STATUS_ARGS)
+    if started is None:
+        out = g.git(repo, *prestart.STATUS_ARGS).stdout
+    else:  # started by the entry point before the imports (superbuild.prestart)
+        from superbuild import proc
+
+        try:
+            out = proc.finish_started(started, what="git status").stdout
+        except proc.ProcessError as exc:
+            raise GitError(*exc.lines) from None
     return parse_porcelain_v2(out)
 
 
@@ -312,24 +317,47 @@ def read_checkout(work_tree: Path, known: Mapping[str, int] | None = None) -> Ch
     (counts by :func:`tips_key`) or ``git rev-list --count HEAD --branches --not
     --remotes --tags`` (:data:`superbuild.submodules.PUBLISHED_REFS`: the hook's rule).  A ref layout it cannot read (reftable) is left to git.
     """
+    tips = _tips(work_tree)
+    if tips is None:
+        return _checkout_from_git(work_tree)
+    found = _without_git(tips, known)
+    if found is not None:
+        return found
+    head, local, remote = tips
+    return Checkout(head, _unpushed(work_tree, head is not None), tips_key(head, local, remote))
+
+
+def checkout_from_files(work_tree: Path, known: Mapping[str, int] | None = None) -> Checkout | None:
+    """:func:`read_checkout` when it needs no process; None when git must be asked."""
+    tips = _tips(work_tree)
+    return None if tips is None else _without_git(tips, known)
+
+
+def _tips(work_tree: Path) -> tuple[str | None, set[str], set[str]] | None:
+    """(HEAD, local tips, published tips) read from files; None: a layout for git."""
     git_dir = submodule_git_dir(work_tree)
     try:
         if git_dir is None:
-            raise RefsUnreadable("no git dir")
+            return None
         refs = RefStore.of(git_dir)
         head = refs.resolve("HEAD")
         local = refs.tips("refs/heads/")
         remote = refs.tips("refs/remotes/") | refs.tips("refs/tags/")  # PUBLISHED_REFS
     except (RefsUnreadable, OSError):
-        return _checkout_from_git(work_tree)
+        return None
+    return head, local, remote
+
+
+def _without_git(
+    tips: tuple[str | None, set[str], set[str]], known: Mapping[str, int] | None
+) -> Checkout | None:
+    head, local, remote = tips
     mine = local | ({head} if head is not None else set())
     if mine <= remote:
         return Checkout(head, 0)  # every local tip is a remote-tracking tip
     key = tips_key(head, local, remote)
     count = (known or {}).get(key)
-    if count is None:
-        count = _unpushed(work_tree, head is not None)
-    return Checkout(head, count, key)
+    return None if count is None else Checkout(head, count, key)
 
 
 def _unpushed(work_tree: Path, has_head: bool = True) -> int:
@@ -423,11 +451,18 @@ def collect(repo: Path, *, workers: int = WORKERS) -> list[SubmoduleStatus]:
         checked_out = [] if bare else [p for p in links if initialized(repo / p)]
         cache = UnpushedCache(cache_dir(repo) / UNPUSHED_CACHE)
         known = cache.load() if checked_out else {}
-        checkouts = {path: pool.submit(read_checkout, repo / path, known) for path in checked_out}
+        # Read from files here, one after the other: threads would only contend for the
+        # interpreter (and the core git status runs on); the pool asks git the rest.
+        inline = {path: checkout_from_files(repo / path, known) for path in checked_out}
+        checkouts = {
+            path: pool.submit(read_checkout, repo / path, known)
+            for path, found in inline.items()
+            if found is None
+        }
         with BuildState.read(repo) as state:
             _, history, verdicts = verdicts_for(state, product, links)
         flags = flags_job.result() if flags_job is not None else {}
-        done: dict[str, Checkout] = {}
+        done: dict[str, Checkout] = {p: c for p, c in inline.items() if c is not None}
         for path, job in checkouts.items():
             try:
                 done[path] = job.result()
