@@ -168,7 +168,7 @@ def profile(report: Path, wall: float) -> None:
     data = json.loads(report.read_text())
     totals: dict[str, float] = defaultdict(float)
     for pkg in data.get("packages", []):
-        for stage, seconds in (pkg.get("durations") or {}).items():
+        for stage, seconds in (pkg.get("stages") or {}).items():
             totals[stage] += float(seconds)
     print("  superbuild stage durations (sum over packages; 2 run at a time):")
     for stage, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):

@@ -119,6 +119,7 @@ class BuildResult:
                     rebuild=ctx.rebuild,
                     target=target,
                     queued_s=outcome.queued_s,
+                    stages=tuple(result.stage_durations.items()) if result else (),
                 )
             )
         return BuildReport(

@@ -36,6 +36,9 @@ class PackageReport:
     target: str | None = None
     #: Seconds it waited for a worker (Dask) before its build began; not in duration_s.
     queued_s: float = 0.0
+    #: Seconds per stage (``source``, ``srpm``, ``rpm``, ``collect``...), in the order
+    #: they ran; empty for a package that did not finish (skipped, cancelled, failed).
+    stages: tuple[tuple[str, float], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +49,7 @@ class PackageReport:
             "reason": self.reason,
             "duration_s": round(self.duration_s, 3),
             "queued_s": round(self.queued_s, 3),
+            "stages": {stage: round(seconds, 3) for stage, seconds in self.stages},
             "log": self.log,
             "artifacts": list(self.artifacts),
             "rebuild": self.rebuild,

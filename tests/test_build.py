@@ -120,6 +120,8 @@ def test_build_all_exact_recorded_commits(sample: SampleSuperproject, tmp_path: 
     for p in report["packages"]:
         assert p["status"] == "succeeded"
         assert p["commit"] == recorded[f"repos/{p['package']}"]
+        assert list(p["stages"]) == ["source", "srpm", "rpm", "collect"]
+        assert all(seconds > 0 for seconds in p["stages"].values())
         rpms = [Path(a) for a in p["artifacts"]]
         assert {r.name.endswith(".src.rpm") for r in rpms} == {True, False}
         binary = next(r for r in rpms if not r.name.endswith(".src.rpm"))
@@ -201,6 +203,8 @@ def test_failure_skips_dependents_and_independent_succeeds(
     assert status["client"][0] == "failed"
     assert "client" in status["client"][1] and "rpm" in status["client"][1]
     assert status["service"] == ("skipped", "dependency client failed")
+    stages = {p["package"]: list(p["stages"]) for p in report["packages"]}
+    assert stages["base"] == ["source", "srpm", "rpm", "collect"] and stages["service"] == []
     failed = next(p for p in report["packages"] if p["package"] == "client")
     assert failed["log"].endswith("rpm.log")
     assert "client failed" in result.stderr and "exit 3" in result.stderr  # the log tail
