@@ -190,24 +190,35 @@ class TreeEntry(NamedTuple):
     kind: str
     oid: str
     path: str
+    size: int | None = None  # a blob's size, from ``ls-tree -l`` (None: not asked, or no blob)
 
 
 def parse_ls_tree(data: bytes) -> list[TreeEntry]:
-    """Parse ``git ls-tree -z`` output: ``<mode> SP <type> SP <oid> TAB <path>\\0``."""
+    """Parse ``git ls-tree -z`` output: ``<mode> SP <type> SP <oid> TAB <path>\\0``, and
+    with ``-l`` the blob's size (``-`` for others) padded before the TAB."""
     entries = []
     for record in data.split(b"\0"):
         if not record:
             continue
         meta, _, raw_path = record.partition(b"\t")
-        mode, kind, oid = meta.split(b" ")
-        entries.append(TreeEntry(int(mode, 8), kind.decode(), oid.decode(), tree_path(raw_path)))
+        mode, kind, oid, *rest = meta.split()
+        size = int(rest[0]) if rest and rest[0].isdigit() else None
+        entries.append(
+            TreeEntry(int(mode, 8), kind.decode(), oid.decode(), tree_path(raw_path), size)
+        )
     return entries
 
 
-def ls_tree(repo: Path, treeish: str, *, recursive: bool = True) -> list[TreeEntry]:
+def ls_tree(
+    repo: Path, treeish: str, *, recursive: bool = True, sizes: bool = False
+) -> list[TreeEntry]:
+    """The entries of ``treeish`` (every file with ``recursive``; with ``sizes``, each
+    blob's size too), in one process."""
     args = ["ls-tree", "-z", "--full-tree"]
     if recursive:
         args.append("-r")
+    if sizes:
+        args.append("-l")
     return parse_ls_tree(git(repo, *args, treeish).stdout)
 
 

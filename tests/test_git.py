@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from superbuild import git as g
 from superbuild.errors import GitError
+from tests.conftest import Repo
 
 SHA_A = "a" * 40
 SHA_B = "b" * 40
@@ -138,3 +139,16 @@ def test_user_env_drops_every_git_variable_git_env_only_the_repository_ones() ->
     assert g.user_env(base) == {"PATH": "/bin"}
     env = g.git_env(base)
     assert "GIT_DIR" not in env and env["GIT_SSH_COMMAND"] == "ssh -i k" and env["LC_ALL"] == "C"
+
+
+def test_ls_tree_with_sizes_gives_each_blob_its_size(repo: Repo) -> None:
+    repo.write("a b/file with spaces.txt", "x" * 1234)
+    repo.write("small", "")
+    repo.link("repos/sub")
+    repo.commit("sizes")
+    entries = {e.path: e for e in g.ls_tree(repo.path, "HEAD", sizes=True)}
+    assert entries["a b/file with spaces.txt"].size == 1234
+    assert entries["small"].size == 0
+    assert entries["repos/sub"].kind == "commit" and entries["repos/sub"].size is None
+    plain = {e.path: e for e in g.ls_tree(repo.path, "HEAD")}
+    assert {p: e._replace(size=None) for p, e in entries.items()} == plain

@@ -30,6 +30,7 @@ import re
 import shutil
 import tarfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from superbuild import git as g
@@ -77,7 +78,15 @@ def _compress(src: Path, dest: Path, how: str, st: Stage) -> None:
     st.note(f"# compressed with {how} (Python)")
 
 
-def make_archive(repo: Path, commit: str, dest: Path, top: str | None, st: Stage) -> None:
+def make_archive(
+    repo: Path,
+    commit: str,
+    dest: Path,
+    top: str | None,
+    st: Stage,
+    *,
+    listing: tuple[list[g.TreeEntry], Mapping[str, bytes]] | None = None,
+) -> None:
     """Write the archive ``dest`` of ``commit`` (files under ``top/``, or at the root).
 
     Nested submodules of the commit are included at their recorded commits (recursively)
@@ -85,11 +94,13 @@ def make_archive(repo: Path, commit: str, dest: Path, top: str | None, st: Stage
     one unavailable fails the stage naming it.  Raises
     :class:`~superbuild.pipelines.api.PipelineFailed` through ``st`` when git or the
     compressor fails; the caller has checked the name with :func:`archive_format`.
+    ``listing``: the commit's ``ls-tree -r -l`` and the contents of its
+    :func:`lfs_candidates`, when the caller has them (else they are read here).
     """
     found = archive_format(dest.name)
     assert found is not None, dest.name
     git_format, compressor = found
-    extras = _Extras.of(repo, commit, st)
+    extras = _Extras.of(repo, commit, st) if listing is None else _Extras.of_listing(*listing)
     if extras.nested or extras.pointers:
         stream = dest.with_name(dest.name + ".tar-stream")
         try:
@@ -187,6 +198,8 @@ _NO_LFS_FILTER = (
 )
 _LFS_TIMEOUT_S = 300.0
 _LFS_MAX = 1024  # the spec's limit for a pointer file
+#: The smallest pointer the expression matches: version, an oid and ``size 0``.
+_LFS_MIN = len(b"version https://git-lfs.github.com/spec/v1\noid sha256:\nsize 0\n") + 64
 _MAX_DEPTH = 8  # nested submodules inside nested submodules
 
 
@@ -200,27 +213,37 @@ class _Extras:
 
     @classmethod
     def of(cls, repo: Path, commit: str, st: Stage) -> _Extras:
-        entries = g.ls_tree(repo, commit)
+        entries = g.ls_tree(repo, commit, sizes=True)
+        return cls.of_listing(entries, g.read_blobs(repo, lfs_candidates(entries)))
+
+    @classmethod
+    def of_listing(cls, entries: list[g.TreeEntry], contents: Mapping[str, bytes]) -> _Extras:
+        """From a commit's ``ls-tree -r -l`` and the contents of its
+        :func:`lfs_candidates` (more blobs may be given)."""
         nested = {e.path: e.oid for e in entries if e.kind == "commit"}
-        blobs = {e.oid: e.path for e in entries if e.kind == "blob" and e.mode != 0o120000}
         pointers: dict[str, bytes] = {}
-        if blobs:
-            check = g.git(
-                repo,
-                "cat-file",
-                "--batch-check=%(objectname) %(objectsize)",
-                input="".join(f"{oid}\n" for oid in blobs).encode(),
-                what="git cat-file",
-            ).stdout.split(b"\n")
-            small = []
-            for line in check:
-                oid, _, size = line.decode().partition(" ")
-                if size.isdigit() and int(size) <= _LFS_MAX:
-                    small.append(oid)
-            for oid, data in g.read_blobs(repo, small).items():
-                if data.startswith(b"version https://git-lfs") and _LFS_RE.match(data):
-                    pointers[blobs[oid]] = data
+        for entry in entries:
+            data = contents.get(entry.oid) if entry.kind == "blob" else None
+            if (
+                data is not None
+                and entry.mode != 0o120000
+                and data.startswith(b"version https://git-lfs")
+                and _LFS_RE.match(data)
+            ):
+                pointers[entry.path] = data
         return cls(nested, pointers)
+
+
+def lfs_candidates(entries: list[g.TreeEntry]) -> list[str]:
+    """The blobs of a listing (``ls-tree -l``) that are sized like a Git LFS pointer: the
+    only ones whose content must be read to know (a symbolic link is never one)."""
+    return [
+        e.oid
+        for e in entries
+        if e.kind == "blob"
+        and e.mode != 0o120000
+        and (e.size is None or _LFS_MIN <= e.size <= _LFS_MAX)
+    ]
 
 
 def _complete_tar(

@@ -9,8 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from superbuild import git as g
+from superbuild.errors import GitError
 from superbuild.pipelines.api import BuildContext
-from superbuild.pipelines.rpm.archive import archive_format, make_archive, supported_suffixes
+from superbuild.pipelines.rpm.archive import (
+    archive_format,
+    lfs_candidates,
+    make_archive,
+    supported_suffixes,
+)
 from superbuild.pipelines.rpm.options import options_of
 from superbuild.pipelines.rpm.spec import (
     SpecError,
@@ -54,26 +60,21 @@ def read_source(ctx: BuildContext, st: Stage, top: Path, *, dry: bool = False) -
     pkg = ctx.package
     repo = ctx.source_repo
     check_source_repo(ctx)
-    specs = [f"{ctx.commit}^{{commit}}"]
-    if pkg.spec:
-        specs.append(f"{ctx.commit}:{pkg.spec}")
-    found = g.resolve(repo, specs)
-    if found[0] is None:
-        raise source_unavailable(ctx, "no such commit")
-    commit = found[0][0]
+    # One listing of the commit (every file, with sizes) serves the spec's folder here
+    # and the archive's nested submodules and Git LFS pointers later; one read gets the
+    # spec and the files sized like a pointer.
+    commit, listing = _listing(ctx)
     st.note(f"# {pkg.name}: {pkg.path} at {commit}")
 
     if pkg.spec:
-        if len(found) < 2 or found[1] is None or found[1][1] != "blob":
-            st.fail(f"spec {pkg.spec} (from {pkg.manifest}) is not in {pkg.path} at {commit[:12]}")
         spec_path = PurePosixPath(pkg.spec.strip("/"))
         spec_dir = "" if str(spec_path.parent) == "." else str(spec_path.parent)
-        tree = g.ls_tree(repo, f"{commit}:{spec_dir}" if spec_dir else commit, recursive=False)
+        tree = _folder(listing, spec_dir)
         entry = next((e for e in tree if e.path == spec_path.name and e.kind == "blob"), None)
         if entry is None:
             st.fail(f"spec {pkg.spec} (from {pkg.manifest}) is not in {pkg.path} at {commit[:12]}")
     else:
-        tree = g.ls_tree(repo, commit, recursive=False)
+        tree = _folder(listing, "")
         candidates = [e for e in tree if e.kind == "blob" and e.path.endswith(".spec")]
         if not candidates:
             st.fail(
@@ -88,7 +89,8 @@ def read_source(ctx: BuildContext, st: Stage, top: Path, *, dry: bool = False) -
             )
         entry = candidates[0]
 
-    text = g.read_blobs(repo, [entry.oid])[entry.oid].decode("utf-8", "surrogateescape")
+    contents = g.read_blobs(repo, [entry.oid, *([] if dry else lfs_candidates(listing))])
+    text = contents[entry.oid].decode("utf-8", "surrogateescape")
     macros = options_of(ctx.options).macros
     try:
         if pkg.version and not has_version(text, pkg.version):
@@ -159,7 +161,8 @@ def read_source(ctx: BuildContext, st: Stage, top: Path, *, dry: bool = False) -
     if dry:
         return Source(commit, entry.path, text, facts, tarball, archive_top, archive_from)
     if extra:
-        data = g.read_blobs(repo, [blobs[name] for name in extra])
+        data = g.read_blobs(repo, [blobs[name] for name in extra if blobs[name] not in contents])
+        data.update(contents)
         for name in extra:
             (top / "SOURCES" / name).write_bytes(data[blobs[name]])
             st.note(f"# source {name} from git")
@@ -186,9 +189,35 @@ def read_source(ctx: BuildContext, st: Stage, top: Path, *, dry: bool = False) -
             macros=macros,
         )
     else:
-        make_archive(repo, commit, tarball, archive_top, st)
+        make_archive(repo, commit, tarball, archive_top, st, listing=(listing, contents))
         st.note(f"# archive {archive_name}, top folder {archive_top or '(none: %setup -c)'}")
     return Source(commit, entry.path, text, facts, tarball, archive_top, archive_from)
+
+
+def _listing(ctx: BuildContext) -> tuple[str, list[g.TreeEntry]]:
+    """(the full commit id, every file of its tree with blob sizes) in one ``ls-tree``;
+    a recorded commit that is not there fails as unavailable."""
+    repo = ctx.source_repo
+    if g.is_oid(ctx.commit):  # a gitlink records the full id: no resolve needed
+        try:
+            return ctx.commit, g.ls_tree(repo, f"{ctx.commit}^{{commit}}", sizes=True)
+        except GitError:
+            pass  # the resolve below says whether it is missing
+    found = g.resolve(repo, [f"{ctx.commit}^{{commit}}"])
+    if found[0] is None:
+        raise source_unavailable(ctx, "no such commit")
+    return found[0][0], g.ls_tree(repo, found[0][0], sizes=True)
+
+
+def _folder(listing: list[g.TreeEntry], folder: str) -> list[g.TreeEntry]:
+    """The entries directly in ``folder`` ("": the top) of a recursive listing, their
+    paths relative to it."""
+    prefix = f"{folder}/" if folder else ""
+    return [
+        e._replace(path=e.path[len(prefix) :])
+        for e in listing
+        if e.path.startswith(prefix) and "/" not in e.path[len(prefix) :]
+    ]
 
 
 def _described_version(ctx: BuildContext, st: Stage, commit: str) -> str:
