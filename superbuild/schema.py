@@ -213,6 +213,21 @@ def _bounded(data: bytes, file: str) -> str | None:
     return None
 
 
+#: The bytes that can open a YAML collection (a block mapping needs ``:`` or ``?``, a
+#: sequence ``-``, a flow collection ``[`` or ``{``): each nesting level needs its own.
+_OPENERS = (b":", b"?", b"-", b"[", b"{")
+
+
+def _may_exceed_bounds(data: bytes) -> bool:
+    """Whether ``data`` could hold an alias or nest deeper than :data:`MAX_YAML_DEPTH`:
+    an alias needs a ``*``, and every collection on the way down needs an indicator
+    byte of its own, so a file with fewer of them than the bound cannot be too deep.
+    A manifest of ordinary size passes without the parser's event pass."""
+    if b"*" in data:
+        return True
+    return sum(data.count(c) for c in _OPENERS) >= MAX_YAML_DEPTH
+
+
 def load_yaml(data: bytes, file: str, problems: list[str]) -> dict[str, Any] | None:
     import yaml
 
@@ -226,7 +241,7 @@ def load_yaml(data: bytes, file: str, problems: list[str]) -> dict[str, Any] | N
         )
         return None
     try:
-        refusal = _bounded(data, file)
+        refusal = _bounded(data, file) if _may_exceed_bounds(data) else None
         if refusal:
             problems.append(refusal)
             return None

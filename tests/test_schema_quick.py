@@ -124,3 +124,31 @@ def test_quick_check_leaves_a_type_keyword_it_does_not_know_to_jsonschema() -> N
     assert schema.validate(None, nullable, "manifests/x.yaml", problems) and not problems
     assert not schema.validate(1, nullable, "manifests/x.yaml", problems)
     assert problems and problems[0].startswith("manifests/x.yaml")
+
+
+_nested = st.recursive(
+    st.one_of(st.integers(0, 9), st.sampled_from(["a", "b: c", "- x", "[y]", "*z", "&w v"])),
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=1, max_size=2),
+        st.dictionaries(st.sampled_from(["k", "k:", "?", "-"]), inner, min_size=1, max_size=2),
+    ),
+    max_leaves=120,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_nested, st.booleans(), st.integers(0, 110))
+def test_the_bounds_prescreen_never_skips_a_file_the_event_pass_refuses(
+    doc: Any, flow: bool, extra: int
+) -> None:
+    """Files the prescreen lets through (no ``*``, fewer indicator bytes than the depth
+    bound) are always within the bounds the parser's event pass enforces."""
+    for _ in range(extra):
+        doc = [doc] if extra % 2 else {"k": doc}
+    data = yaml.safe_dump(doc, default_flow_style=flow).encode()
+    schema._LOADER = schema._LOADER or schema._yaml_loader()
+    if not schema._may_exceed_bounds(data):
+        assert schema._bounded(data, "x.yaml") is None, data
+    deep = (b"[" * (schema.MAX_YAML_DEPTH + 1)) + (b"]" * (schema.MAX_YAML_DEPTH + 1))
+    assert schema._may_exceed_bounds(deep)
+    assert schema._bounded(deep, "x.yaml") is not None
