@@ -254,17 +254,36 @@ def owner_alive(pid: int, start: str) -> bool:
 
 
 def marked_pids(name: str, value: str) -> list[int]:
-    """The processes whose environment carries ``name=value`` (Linux ``/proc``; else none)."""
-    needle = f"{name}={value}".encode()
+    """The processes whose environment carries ``name=value`` (Linux ``/proc``; else none).
+
+    Read with plain ``os`` calls: it runs after every logged step, once per process of
+    the machine, so pathlib's per-call cost would be most of it."""
+    needle = f"\0{name}={value}\0".encode()
+    me = os.getpid()
     pids: list[int] = []
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            environ = _environ(entry.name)
-            if environ is not None and needle in environ.split(b"\0"):
-                pids.append(int(entry.name))
-    return [pid for pid in pids if pid != os.getpid()]
+    try:
+        entries = os.listdir("/proc")  # noqa: PTH208 - names only, without pathlib
+    except OSError:
+        return pids
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        environ = _environ(entry)
+        if environ is not None and needle in b"\0" + environ + b"\0" and int(entry) != me:
+            pids.append(int(entry))
+    return pids
+
+
+def _read_proc(path: str) -> bytes:
+    """A whole ``/proc`` file (its size reads 0: read until the end); OSError if gone."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _environ(pid: str) -> bytes | None:
@@ -272,15 +291,14 @@ def _environ(pid: str) -> bytes | None:
     (its environment reads empty then), never for kernel threads or zombies."""
     for attempt in range(6):
         try:
-            with Path(f"/proc/{pid}/environ").open("rb") as fh:
-                environ = fh.read()
+            environ = _read_proc(f"/proc/{pid}/environ")
         except OSError:
             return None
         if environ:
             return environ
         if attempt == 0:
             try:
-                stat = Path(f"/proc/{pid}/stat").read_bytes()
+                stat = _read_proc(f"/proc/{pid}/stat")
             except OSError:
                 return None
             fields = stat.rsplit(b")", 1)[-1].split()
