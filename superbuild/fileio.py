@@ -77,3 +77,37 @@ def free_if_full(folder: Path) -> int | None:
     except OSError:
         return None
     return free if free < NEARLY_FULL else None
+
+
+def remove_tree(path: Path) -> None:
+    """Remove ``path`` and everything under it, ignoring errors, as
+    ``shutil.rmtree(path, ignore_errors=True)`` does (links are removed, never followed).
+
+    A package's scratch folder is most often a few empty folders: those go with one
+    ``rmdir`` each (the listing says which entries are folders) instead of rmtree's
+    descriptor walk of every level.
+    """
+    if path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)  # which refuses a link, as callers expect
+        return
+    try:
+        with os.scandir(path) as listing:
+            entries = list(listing)
+    except FileNotFoundError:
+        return
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            try:
+                Path(entry.path).rmdir()  # empty
+            except OSError:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                Path(entry.path).unlink()
+    try:
+        path.rmdir()
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)

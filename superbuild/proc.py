@@ -253,18 +253,78 @@ def owner_alive(pid: int, start: str) -> bool:
     return not now or start in (now, "x")
 
 
-def marked_pids(name: str, value: str) -> list[int]:
+class Census(NamedTuple):
+    """The processes of this ``/proc`` at a moment, to tell the ones started after it.
+
+    ``pids``: the process ids listed; ``forks``: the tasks created since boot (``processes``
+    of ``/proc/stat``, threads included); ``tasks``: the tasks then (``/proc/loadavg``)."""
+
+    pids: frozenset[int]
+    forks: int
+    tasks: int
+
+
+def census() -> Census | None:
+    """The processes now (three reads of ``/proc``); None where ``/proc`` cannot tell."""
+    try:
+        # The counters first: a process started while the folder is listed is then
+        # counted as created since (the safe side), never as one already there.
+        stat = _read_proc("/proc/stat")
+        loadavg = _read_proc("/proc/loadavg").split()
+        names = os.listdir("/proc")  # noqa: PTH208 - names only, without pathlib
+        forks = next(
+            int(line.split()[1]) for line in stat.splitlines() if line.startswith(b"processes ")
+        )
+        tasks = int(loadavg[3].split(b"/")[1])
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    return Census(frozenset(int(n) for n in names if n.isdigit()), forks, tasks)
+
+
+def _pid_max() -> int:
+    try:
+        return int(_read_proc("/proc/sys/kernel/pid_max"))
+    except (OSError, ValueError):
+        return 0
+
+
+def _started_since(before: Census, now: Census) -> frozenset[int] | None:
+    """The processes of ``now`` started after ``before``, or None when pids may have been
+    reused in between.
+
+    Linux hands out pids in increasing order, wrapping at ``pid_max`` (to 300), skipping
+    those in use; a pid listed before can be handed out again only once the counter came
+    round past every other one.  It moves at most one place per task created and one per
+    task in use it skips, so while twice the tasks created since, plus those that
+    existed then, stay below ``pid_max`` less the 300 reserved, it cannot have come round:
+    every process started since has a pid not listed before.
+    """
+    forks = now.forks - before.forks
+    if forks < 0 or 2 * forks + before.tasks + 300 >= _pid_max():
+        return None
+    return now.pids - before.pids
+
+
+def marked_pids(name: str, value: str, since: Census | None = None) -> list[int]:
     """The processes whose environment carries ``name=value`` (Linux ``/proc``; else none).
 
-    Read with plain ``os`` calls: it runs after every logged step, once per process of
-    the machine, so pathlib's per-call cost would be most of it."""
+    With ``since`` (a :func:`census` taken before the processes that may carry the mark
+    were started), only the processes started after it are read, when that can be told
+    (:func:`_started_since`).  Read with plain ``os`` calls: it runs after every logged
+    step, once per process of the machine, so pathlib's per-call cost would be most of it.
+    """
     needle = f"\0{name}={value}\0".encode()
     me = os.getpid()
     pids: list[int] = []
-    try:
-        entries = os.listdir("/proc")  # noqa: PTH208 - names only, without pathlib
-    except OSError:
-        return pids
+    now = census() if since is not None else None
+    fresh = _started_since(since, now) if since is not None and now is not None else None
+    if fresh is not None:
+        entries = [str(pid) for pid in sorted(fresh)]
+    else:
+        try:
+            entries = os.listdir("/proc")  # noqa: PTH208 - names only, without pathlib
+        except OSError:
+            return pids
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -308,10 +368,11 @@ def _environ(pid: str) -> bytes | None:
     return None
 
 
-def kill_marked(name: str, value: str, grace: float = 0.5) -> int:
+def kill_marked(name: str, value: str, grace: float = 0.5, since: Census | None = None) -> int:
     """SIGTERM every process marked ``name=value``, SIGKILL those left after ``grace``.
 
-    Returns how many processes were found.
+    ``since``: a :func:`census` from before the first marked process started (fewer
+    processes to read, see :func:`marked_pids`).  Returns how many processes were found.
     """
     seen: set[int] = set()
     deadline = time.monotonic() + grace
@@ -319,7 +380,7 @@ def kill_marked(name: str, value: str, grace: float = 0.5) -> int:
     # Scan again until nothing is found twice in a row: a process may be between fork
     # and exec (its environment unreadable for a moment) when the first scan runs.
     while empty < 2:
-        pids = marked_pids(name, value)
+        pids = marked_pids(name, value, since)
         if not pids:
             if not seen:
                 break  # the common case: the step left nothing behind
@@ -820,9 +881,11 @@ def _run_captured(
     # A command that may time out, or a user's command (capped), is marked: what it
     # leaves running (a daemon that left its process group) is stopped when it ends.
     step = ""
+    before = None
     if cap > 0 or timeout is not None:
         step = f"{os.getpid()}-{next(_step_counter)}"
         env = {**(os.environ if env is None else env), STEP_MARKER: step}
+        before = census()
     child = spawn(
         cmd,
         cwd=cwd,
@@ -839,7 +902,7 @@ def _run_captured(
         if done is not None:
             done(child)
         if step:
-            kill_marked(STEP_MARKER, step)
+            kill_marked(STEP_MARKER, step, since=before)
 
 
 class Session:
@@ -961,6 +1024,7 @@ class Session:
         out: int | IO[bytes] = log
         if isinstance(log, CappedLog) and log.cap > 0:
             read_end, out = os.pipe()
+        before = census()  # what runs now is not the step's
         try:
             child = self._start(
                 cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
@@ -978,7 +1042,7 @@ class Session:
         finally:
             self._forget(child)
             # Daemons the step left behind (``sleep 600 &``, ``setsid ...``) end with it.
-            left = kill_marked(STEP_MARKER, step)
+            left = kill_marked(STEP_MARKER, step, since=before)
             if read_end >= 0:
                 with contextlib.suppress(OSError, ValueError):
                     _drain(read_end, log.write)

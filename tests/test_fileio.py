@@ -25,3 +25,26 @@ def test_a_missing_folder_is_an_error_not_created(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         fileio.write_text_atomic(tmp_path / "no" / "such" / "r.json", "x")
     assert not (tmp_path / "no").exists()
+
+
+def test_remove_tree_removes_everything_and_follows_no_link(tmp_path: Path) -> None:
+    from superbuild.fileio import remove_tree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("kept\n")
+    work = tmp_path / "work"
+    (work / "out").mkdir(parents=True)
+    (work / "src" / "deep" / "er").mkdir(parents=True)
+    (work / "src" / "deep" / "file").write_text("x")
+    (work / "file").write_text("y")
+    (work / "link").symlink_to(outside)
+    (work / "dangling").symlink_to(tmp_path / "nowhere")
+    remove_tree(work)
+    assert not work.exists() and not work.is_symlink()
+    assert (outside / "keep").read_text() == "kept\n"
+    remove_tree(work)  # gone already: nothing to do, no error
+    link = tmp_path / "a-link"
+    link.symlink_to(outside)
+    remove_tree(link)  # a link to a folder: rmtree's refusal, ignored; nothing followed
+    assert (outside / "keep").exists()

@@ -238,3 +238,33 @@ def test_input_to_a_command_that_takes_longer_than_a_poll_step() -> None:
     (``communicate`` raised "Cannot send input after starting communication")."""
     done = proc.run(["sh", "-c", "sleep 0.5; cat"], input=b"hello\n", timeout=30)
     assert done.stdout == b"hello\n"
+
+
+def test_a_census_limits_the_marker_scan_to_processes_started_since(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The scan after a step reads only the processes started after the census taken
+    before it; when pids may have been reused since (pid_max too small for the tasks
+    created), it reads them all again."""
+    import subprocess
+
+    env = {**os.environ, "SB_TEST_MARK": "census"}
+    spawn = [sys.executable, "-c", "import time; time.sleep(30)"]
+    old = subprocess.Popen(spawn, env=env, stdin=subprocess.DEVNULL)
+    try:
+        before = proc.census()
+        assert before is not None and old.pid in before.pids
+        new = subprocess.Popen(spawn, env=env, stdin=subprocess.DEVNULL)
+        try:
+            assert proc.marked_pids("SB_TEST_MARK", "census", before) == [new.pid]
+            assert sorted(proc.marked_pids("SB_TEST_MARK", "census")) == sorted([old.pid, new.pid])
+            monkeypatch.setattr(proc, "_pid_max", lambda: 300)  # the counter may have come round
+            assert sorted(proc.marked_pids("SB_TEST_MARK", "census", before)) == sorted(
+                [old.pid, new.pid]
+            )
+        finally:
+            new.kill()
+            new.wait()
+    finally:
+        old.kill()
+        old.wait()

@@ -31,6 +31,7 @@ from typing import Any
 
 from superbuild import outrepo, proc
 from superbuild.errors import SuperbuildError
+from superbuild.fileio import remove_tree
 from superbuild.jobs import JobResult, Placement, Work
 from superbuild.pipelines import registry
 from superbuild.pipelines.api import (
@@ -328,7 +329,7 @@ class PackageTask:
         built = collect_outputs(ctx, value, session.run_logged, self.prepared.pop("inputs", None))
         # The scratch goes as soon as the package is collected: the clean-up overlaps
         # other builds instead of trailing the run.
-        shutil.rmtree(ctx.work_dir, ignore_errors=True)
+        remove_tree(ctx.work_dir)
         registry.get(ctx.package.pipeline).published(absolute_context(ctx))
         output = ctx.output.absolute()
         return JobResult(
