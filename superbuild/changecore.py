@@ -186,9 +186,10 @@ def analyse(
             unmanaged.append(change.path)
             changes.append(change)
             continue
-        changes.append(change._replace(package=name))
-        if name in head.keys and change.new_commit is not None:
-            reasons.setdefault(name, describe(change))
+        path, status, old_commit, new_commit, _, old_path, direction = change
+        changes.append(Change(path, status, old_commit, new_commit, name, old_path, direction))
+        if name not in reasons and name in head.keys and new_commit is not None:
+            reasons[name] = describe(change)
     manifest_changes = []
     # Only what changes the build counts: an entry changed when its digest (the part of
     # the build key a manifest gives, see Package.digest) did. A manifest edit that
@@ -223,7 +224,12 @@ def pending_directions(changes: Iterable[Change]) -> list[Change]:
 
 def with_directions(changes: list[Change], found: Mapping[str, Direction]) -> list[Change]:
     """``changes`` with the directions ``found`` (path -> direction) filled in."""
-    return [c._replace(direction=found[c.path]) if c.path in found else c for c in changes]
+    if not found:
+        return changes
+    return [
+        Change(c[0], c[1], c[2], c[3], c[4], c[5], found[c[0]]) if c[0] in found else c
+        for c in changes
+    ]
 
 
 def report(
@@ -320,48 +326,42 @@ def read_cache(path: str) -> dict[str, Any] | None:
 def dumps(data: object) -> str:
     """``json.dumps(data, indent=2) + "\\n"``, byte for byte, for the report's types (dicts
     with string keys, lists, strings, None, booleans, ints) without importing :mod:`json`
-    (its decoder imports :mod:`re`): what both ``changed`` paths print."""
+    (its decoder imports :mod:`re`): what both ``changed`` paths print.
+
+    Each level is joined from its items' texts, a string item quoted in place: most of a
+    report is string leaves (paths, commits)."""
     try:
         from _json import encode_basestring_ascii as quote
     except ImportError:  # an interpreter without the C accelerator
         from json.encoder import py_encode_basestring_ascii as quote
-    out: list[str] = []
 
-    def emit(value: object, indent: str) -> None:
+    def emit(value: object, indent: str) -> str:
         if isinstance(value, str):
-            out.append(quote(value))
-        elif value is None:
-            out.append("null")
-        elif value is True:
-            out.append("true")
-        elif value is False:
-            out.append("false")
-        elif isinstance(value, int):
-            out.append(int.__repr__(value))
-        elif isinstance(value, dict):
+            return quote(value)
+        if value is None:
+            return "null"
+        if value is True:
+            return "true"
+        if value is False:
+            return "false"
+        if isinstance(value, int):
+            return int.__repr__(value)
+        inner = indent + "  "
+        if isinstance(value, dict):
             if not value:
-                out.append("{}")
-                return
-            inner = indent + "  "
-            out.append("{")
-            for i, (key, item) in enumerate(value.items()):
+                return "{}"
+            parts = []
+            for key, item in value.items():
                 if not isinstance(key, str):
                     raise TypeError(f"a JSON key must be a string, not {key!r}")
-                out.append(("\n" if i == 0 else ",\n") + inner + quote(key) + ": ")
-                emit(item, inner)
-            out.append("\n" + indent + "}")
-        elif isinstance(value, list | tuple):
+                text = quote(item) if type(item) is str else emit(item, inner)
+                parts.append(f"{quote(key)}: {text}")
+            return "{\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "}"
+        if isinstance(value, list | tuple):
             if not value:
-                out.append("[]")
-                return
-            inner = indent + "  "
-            out.append("[")
-            for i, item in enumerate(value):
-                out.append(("\n" if i == 0 else ",\n") + inner)
-                emit(item, inner)
-            out.append("\n" + indent + "]")
-        else:
-            raise TypeError(f"not a report value: {value!r}")
+                return "[]"
+            items = [quote(v) if type(v) is str else emit(v, inner) for v in value]
+            return "[\n" + inner + (",\n" + inner).join(items) + "\n" + indent + "]"
+        raise TypeError(f"not a report value: {value!r}")
 
-    emit(data, "")
-    return "".join(out) + "\n"
+    return emit(data, "") + "\n"

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from superbuild import changecore, fastchanged
 from tests.conftest import Repo, fake_sha
@@ -138,6 +140,23 @@ def test_the_general_path_prints_with_the_same_function(
     ],
 )
 def test_dumps_is_json_dumps_indent_2(value: object) -> None:
+    assert changecore.dumps(value) == json.dumps(value, indent=2) + "\n"
+
+
+_report_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_report_values)
+def test_dumps_is_json_dumps_indent_2_for_any_report_value(value: object) -> None:
     assert changecore.dumps(value) == json.dumps(value, indent=2) + "\n"
 
 
