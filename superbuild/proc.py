@@ -823,12 +823,16 @@ def finish_started(started: Started, *, check: bool = True, what: str | None = N
     """Collect a process :mod:`superbuild.prestart` started (as :func:`run` collects its
     own): its output, its exit status; ``check`` raises :class:`ProcessError`.  On
     Ctrl-C (or any error) its process group is killed and it is reaped."""
-    chunks: list[bytes] = []
+    chunks: list[bytes] = []  # stderr: as much as came before the join below
 
-    def drain() -> None:
-        with contextlib.suppress(OSError):
+    def drain() -> None:  # closes the descriptor it reads: no other thread touches it
+        try:
             while chunk := os.read(started.err, 1 << 16):
                 chunks.append(chunk)
+        except OSError:
+            pass
+        finally:
+            os.close(started.err)
 
     reader = threading.Thread(target=drain, name="superbuild-stderr", daemon=True)
     reader.start()
@@ -845,9 +849,8 @@ def finish_started(started: Started, *, check: bool = True, what: str | None = N
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(started.pid, 0)
         reader.join(_DRAIN_S)  # a descendant holding stderr open cannot hold the caller
-        for fd in (started.out, started.err):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        with contextlib.suppress(OSError):
+            os.close(started.out)
     result = Completed(
         started.argv,
         os.waitstatus_to_exitcode(status),

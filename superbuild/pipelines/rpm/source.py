@@ -89,7 +89,11 @@ def read_source(ctx: BuildContext, st: Stage, top: Path, *, dry: bool = False) -
             )
         entry = candidates[0]
 
-    contents = g.read_blobs(repo, [entry.oid, *([] if dry else lfs_candidates(listing))])
+    # The pointer-sized files only matter to a git archive of this commit (not to an
+    # archive command's or an upstream tag's archive).
+    archived_here = not (dry or pkg.archive_command or pkg.archive_upstream)
+    pointers = lfs_candidates(listing) if archived_here else []
+    contents = g.read_blobs(repo, [entry.oid, *pointers])
     text = contents[entry.oid].decode("utf-8", "surrogateescape")
     macros = options_of(ctx.options).macros
     try:
