@@ -318,19 +318,17 @@ def read_checkout(work_tree: Path, known: Mapping[str, int] | None = None) -> Ch
     --remotes --tags`` (:data:`superbuild.submodules.PUBLISHED_REFS`: the hook's rule).  A ref layout it cannot read (reftable) is left to git.
     """
     tips = _tips(work_tree)
+    found = _without_git(tips, known) if tips is not None else None
+    return found if found is not None else _asked(work_tree, tips)
+
+
+def _asked(work_tree: Path, tips: tuple[str | None, set[str], set[str]] | None) -> Checkout:
+    """:func:`read_checkout` when git must be asked: the whole answer for a layout it
+    reads itself (``tips`` None), else the unpushed count of the tips read from files."""
     if tips is None:
         return _checkout_from_git(work_tree)
-    found = _without_git(tips, known)
-    if found is not None:
-        return found
     head, local, remote = tips
     return Checkout(head, _unpushed(work_tree, head is not None), tips_key(head, local, remote))
-
-
-def checkout_from_files(work_tree: Path, known: Mapping[str, int] | None = None) -> Checkout | None:
-    """:func:`read_checkout` when it needs no process; None when git must be asked."""
-    tips = _tips(work_tree)
-    return None if tips is None else _without_git(tips, known)
 
 
 def _tips(work_tree: Path) -> tuple[str | None, set[str], set[str]] | None:
@@ -453,9 +451,10 @@ def collect(repo: Path, *, workers: int = WORKERS) -> list[SubmoduleStatus]:
         known = cache.load() if checked_out else {}
         # Read from files here, one after the other: threads would only contend for the
         # interpreter (and the core git status runs on); the pool asks git the rest.
-        inline = {path: checkout_from_files(repo / path, known) for path in checked_out}
+        tips = {path: _tips(repo / path) for path in checked_out}
+        inline = {p: _without_git(t, known) if t is not None else None for p, t in tips.items()}
         checkouts = {
-            path: pool.submit(read_checkout, repo / path, known)
+            path: pool.submit(_asked, repo / path, tips[path])
             for path, found in inline.items()
             if found is None
         }
