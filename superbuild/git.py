@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from superbuild import gitparse, proc
 from superbuild.errors import GitError
+from superbuild.gitenv import repository_top
 
 # The parsers live in superbuild.gitparse (importable without processes); this module
 # keeps their names.
@@ -103,11 +104,9 @@ def find_toplevel(start: str | os.PathLike[str]) -> Path:
     here = Path(start).resolve()
     if not here.exists():
         raise GitError(f"{os.fspath(start)}: no such directory")
-    for candidate in (here, *here.parents):
-        if (candidate / ".git").exists():
-            return candidate
-        if (candidate / "HEAD").is_file() and (candidate / "objects").is_dir():
-            return candidate  # a bare repository (CI mirrors)
+    found = repository_top(os.fspath(here))  # a bare repository too (CI mirrors)
+    if found is not None:
+        return Path(found[0])
     raise GitError(
         f"{here} is not in a git repository: run superbuild inside the superproject or use -C DIR"
     )

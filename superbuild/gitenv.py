@@ -1,5 +1,5 @@
-"""The environment of superbuild's own git commands: imports only :mod:`os`, so the lean
-``changed`` path can start git before it imports anything else."""
+"""The environment of superbuild's own git commands, and the repository a folder is in:
+imports only :mod:`os`, so the lean paths can start git before they import anything else."""
 
 from __future__ import annotations
 
@@ -52,3 +52,23 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
             del env[key]
     env["LC_ALL"] = "C"
     return env
+
+
+def repository_top(start: str) -> tuple[str, bool] | None:
+    """(the real path of the repository containing ``start``, whether it is bare), or None.
+
+    The nearest folder upwards with a ``.git`` (folder or file), or with the layout of a
+    bare repository (``HEAD`` and ``objects/``: CI mirrors).
+    """
+    here = os.path.realpath(start)
+    while True:
+        if os.path.exists(os.path.join(here, ".git")):
+            return here, False
+        if os.path.isfile(os.path.join(here, "HEAD")) and os.path.isdir(
+            os.path.join(here, "objects")
+        ):
+            return here, True
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent

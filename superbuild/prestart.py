@@ -100,20 +100,12 @@ def discard() -> None:
 
 
 def toplevel(start: str) -> str | None:
-    """The real path of the work tree containing ``start`` (a folder with ``.git``), as
+    """The real path of the work tree containing ``start``, as
     :func:`superbuild.git.find_toplevel` finds it; None for a bare repository or none."""
-    here = os.path.realpath(start)
-    while True:
-        if os.path.exists(os.path.join(here, ".git")):
-            return here
-        if os.path.isfile(os.path.join(here, "HEAD")) and os.path.isdir(
-            os.path.join(here, "objects")
-        ):
-            return None  # a bare repository: status runs no git status
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
+    from superbuild.gitenv import repository_top
+
+    found = repository_top(start)
+    return found[0] if found is not None and not found[1] else None
 
 
 def status_argv(argv: list[str]) -> str | None:
