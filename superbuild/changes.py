@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from superbuild import changecore
 from superbuild import git as g
-from superbuild.changecore import Side
 from superbuild.ci import GREEN, resolve_green
 from superbuild.errors import GitError, ManifestError, UsageError
 from superbuild.manifest import (
@@ -373,18 +372,13 @@ def _load_base(repo: Path, rng: Range, head_product: Product) -> Product:
     return load_product(repo, rng.base, strict=False, cache_dir=cache_dir(repo), tree_ids=ids)
 
 
-def side(product: Product) -> Side:
-    """A product as :func:`superbuild.changecore.analyse` reads it (:meth:`Product.side`)."""
-    return product.side()
-
-
 def _changeset(
     repo: Path, rng: Range, raw: list[g.RawChange], product: Product, base_product: Product
 ) -> ChangeSet:
     names = None
     if changecore.moves_possible(raw) and rng.base is not None:
         names = (g.submodule_names(repo, rng.base), g.submodule_names(repo, rng.head))
-    found = changecore.analyse(raw, side(product), side(base_product), product.graph, names)
+    found = changecore.analyse(raw, product.side(), base_product.side(), product.graph, names)
     return ChangeSet(
         base=rng.base,
         head=rng.head,
